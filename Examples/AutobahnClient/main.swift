@@ -1,0 +1,95 @@
+// AutobahnClient: runs the Autobahn fuzzing server's client cases with DispatchWebSocket's client.
+//
+//   swift run -c release AutobahnClient --url ws://127.0.0.1:9001 [--agent NAME]
+//
+// Protocol: GET /getCaseCount, then for each case /runCase?case=N&agent=A (echo every message
+// back), then /updateReports?agent=A.
+import DispatchWebSocket
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes a line to standard error (`stderr` itself is not concurrency-safe to reference).
+func printError(_ message: String) {
+    var line = message + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+struct Options {
+    var url = "ws://127.0.0.1:9001"
+    var agent = "DispatchWebSocket"
+}
+
+func parseOptions() -> Options {
+    var options = Options()
+    var arguments = CommandLine.arguments.dropFirst()
+    while let argument = arguments.popFirst() {
+        switch argument {
+        case "--url": options.url = arguments.popFirst() ?? options.url
+        case "--agent": options.agent = arguments.popFirst() ?? options.agent
+        default:
+            printError("usage: AutobahnClient [--url ws://127.0.0.1:9001] [--agent NAME]")
+            exit(2)
+        }
+    }
+    return options
+}
+
+let options = parseOptions()
+
+/// Opens one WebSocket to `path`, runs `configure` on it, and waits until it closes.
+/// Returns the first text message received (for /getCaseCount).
+func run(_ path: String, echo: Bool) -> String? {
+    let done = DispatchSemaphore(value: 0)
+    let firstText = Mutexed<String?>(nil)
+    var configuration = WebSocketClient.Configuration()
+    configuration.connection.maxReceivedFrameSize = 64 * 1024 * 1024
+    configuration.connection.maxReceivedMessageSize = 64 * 1024 * 1024
+    configuration.connection.fragmentOutgoingMessages = false
+    let client = WebSocketClient(configuration: configuration)
+    client.onConnect = { connection in
+        connection.onMessage = { message in
+            if case .text(let text) = message { firstText.setIfNil(text) }
+            if echo { connection.send(message) }
+        }
+        connection.onClose = { _, _ in done.signal() }
+    }
+    client.onConnectFailed = { error in
+        printError("AutobahnClient: \(path): \(error)")
+        done.signal()
+    }
+    client.connect(url: options.url + path)
+    done.wait()
+    return firstText.value
+}
+
+/// A tiny lock-protected box for values set on a loop queue and read here.
+final class Mutexed<Value: Sendable>: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 1)
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        semaphore.wait()
+        defer { semaphore.signal() }
+        return stored
+    }
+    func setIfNil<T>(_ newValue: T) where Value == T? {
+        semaphore.wait()
+        if stored == nil { stored = newValue }
+        semaphore.signal()
+    }
+}
+
+guard let countText = run("/getCaseCount", echo: false), let count = Int(countText) else {
+    printError("AutobahnClient: could not read the case count from \(options.url)")
+    exit(1)
+}
+print("AutobahnClient: \(count) cases")
+for index in 1...max(count, 1) where count > 0 {
+    _ = run("/runCase?case=\(index)&agent=\(options.agent)", echo: true)
+}
+_ = run("/updateReports?agent=\(options.agent)", echo: false)
+print("AutobahnClient: done")

@@ -1,0 +1,83 @@
+// EchoServer: echoes every message with its type, or with --broadcast sends every message to all
+// connected clients. Driven by the Autobahn conformance runner and the benchmarks:
+//
+//   swift run -c release EchoServer [--host 127.0.0.1] [--port 9001] [--broadcast]
+//
+// It prints `listening on HOST:PORT` once it accepts connections.
+import DispatchWebSocket
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes a line to standard error (`stderr` itself is not concurrency-safe to reference).
+func printError(_ message: String) {
+    var line = message + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+struct Options {
+    var host = "127.0.0.1"
+    var port = 9001
+    var broadcast = false
+}
+
+func parseOptions() -> Options {
+    var options = Options()
+    var arguments = CommandLine.arguments.dropFirst()
+    while let argument = arguments.popFirst() {
+        switch argument {
+        case "--host": options.host = arguments.popFirst() ?? options.host
+        case "--port": options.port = arguments.popFirst().flatMap { Int($0) } ?? -1
+        case "--broadcast": options.broadcast = true
+        default:
+            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast]")
+            exit(2)
+        }
+    }
+    guard (0...65535).contains(options.port) else {
+        printError("EchoServer: --port needs a number from 0 to 65535")
+        exit(2)
+    }
+    return options
+}
+
+let options = parseOptions()
+var configuration = WebSocketServer.Configuration()
+configuration.connection.keepalive = false  // peers under test answer on their own schedule
+let server = WebSocketServer(configuration: configuration)
+server.onRequest = { request in
+    guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
+    connection.onMessage = { message in
+        if options.broadcast {
+            switch message {
+            case .text(let text): server.broadcastUTF(text)
+            case .binary(let bytes): server.broadcastBytes(bytes)
+            }
+        } else {
+            connection.send(message)
+        }
+    }
+}
+
+do {
+    let address = try server.listen(host: options.host, port: options.port)
+    print("listening on \(address)")
+    fflush(nil)
+} catch {
+    printError("EchoServer: \(error)")
+    exit(1)
+}
+
+signal(SIGTERM, SIG_IGN)
+signal(SIGINT, SIG_IGN)
+let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
+for source in signals {
+    source.setEventHandler {
+        server.shutDown { exit(0) }
+    }
+    source.resume()
+}
+dispatchMain()

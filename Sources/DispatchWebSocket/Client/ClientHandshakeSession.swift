@@ -1,0 +1,249 @@
+import Dispatch
+
+/// One attempt of ``WebSocketClient/connect(url:protocols:origin:headers:)``: resolve, connect
+/// (each address in turn, bounded by `connectTimeout`), send the upgrade request, read and
+/// validate the response (bounded by `handshakeTimeout` and `maxHeaderBytes`), then hand the
+/// socket to a client-role ``WebSocketConnection``.
+///
+/// Confined to `loop` after `start`.
+final class ClientHandshakeSession: @unchecked Sendable {
+    // @unchecked Sendable: all mutable state is touched on `loop.queue` only.
+    let client: WebSocketClient
+    let url: WebSocketURL
+    let protocols: [String]
+    let origin: String?
+    let headers: HTTPHeaders
+    let loop: EventLoop
+    let redirectsLeft: Int
+
+    private enum State {
+        case resolving
+        case connecting
+        case awaitingHead
+        case readingBody(HTTPResponseHead, remaining: Int?, body: [UInt8])
+        case done
+    }
+    private var state = State.resolving
+    private var addresses: [SocketAddress] = []
+    private var lastConnectError: WebSocketError?
+    private var pendingSocket: Socket?
+    private var connectSource: DispatchSourceWrite?
+    private var channel: SocketChannel?
+    private var parser: HTTPHeadParser
+    private var deadline: UInt64 = 0
+    private let key: String
+
+    init(
+        client: WebSocketClient, url: WebSocketURL, protocols: [String], origin: String?, headers: HTTPHeaders,
+        loop: EventLoop, redirectsLeft: Int
+    ) {
+        self.client = client
+        self.url = url
+        self.protocols = protocols
+        self.origin = origin
+        self.headers = headers
+        self.loop = loop
+        self.redirectsLeft = redirectsLeft
+        self.parser = HTTPHeadParser(maxHeadBytes: client.configuration.maxHeaderBytes)
+        var generator = SystemRandomNumberGenerator()
+        key = Base64.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+
+    func start() {
+        let host = url.host
+        let port = url.port
+        // getaddrinfo blocks: resolve off the loop.
+        DispatchQueue.global().async { [self] in
+            let result: Result<[SocketAddress], WebSocketError>
+            do throws(WebSocketError) {
+                result = .success(try Socket.resolve(host: host, port: port, passive: false))
+            } catch {
+                result = .failure(error)
+            }
+            loop.queue.async { [self] in
+                loop.runEvent {
+                    guard case .resolving = state else { return }
+                    switch result {
+                    case .failure(let error): fail(error)
+                    case .success(let found):
+                        addresses = found
+                        state = .connecting
+                        deadline = EventLoop.now() + client.configuration.connectTimeout.nanoseconds
+                        loop.addTickHandler(self)
+                        connectNext()
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Connecting
+
+    private func connectNext() {
+        guard !addresses.isEmpty else {
+            return fail(lastConnectError ?? WebSocketError(.socketError, "no address for \(url.host)"))
+        }
+        let address = addresses.removeFirst()
+        do throws(WebSocketError) {
+            let (socket, connected) = try Socket.connect(to: address)
+            if connected { return handshake(on: socket) }
+            pendingSocket = socket
+            let source = DispatchSource.makeWriteSource(fileDescriptor: socket.fd, queue: loop.queue)
+            source.setEventHandler { [self] in loop.runEvent { connectFinished() } }
+            connectSource = source
+            source.resume()
+        } catch {
+            lastConnectError = error
+            connectNext()
+        }
+    }
+
+    private func connectFinished() {
+        guard let socket = pendingSocket else { return }
+        let code = socket.pendingError()
+        cancelConnectSource(closingSocket: code != 0)
+        if code == 0 { return handshake(on: socket) }
+        lastConnectError = WebSocketError(.socketError, "connect to \(url.host):\(url.port) failed", errno: code)
+        connectNext()
+    }
+
+    /// Stops watching the connecting socket. When it is abandoned, it is closed in the source's
+    /// cancel handler, so the descriptor cannot be reused while the source still watches it.
+    private func cancelConnectSource(closingSocket: Bool) {
+        if let source = connectSource, let socket = pendingSocket {
+            if closingSocket { source.setCancelHandler { socket.close() } }
+            source.cancel()
+        }
+        connectSource = nil
+        pendingSocket = nil
+    }
+
+    // MARK: Handshake
+
+    private func handshake(on socket: Socket) {
+        state = .awaitingHead
+        deadline = EventLoop.now() + client.configuration.handshakeTimeout.nanoseconds
+        let channel = SocketChannel(socket: socket, loop: loop)
+        self.channel = channel
+        channel.handler = self
+        channel.socket.setNoDelay(client.configuration.connection.disableNagleAlgorithm)
+        channel.start()
+        let request = ClientHandshake.request(
+            host: url.host, port: url.port, defaultPort: url.defaultPort, resource: url.resource, key: key,
+            protocols: protocols, origin: origin, extraHeaders: headers)
+        channel.enqueue(OutboundChunk(header: nil, payload: .bytes(request), range: 0..<request.count))
+    }
+
+    private func handle(_ input: UnsafeRawBufferPointer) {
+        switch state {
+        case .awaitingHead:
+            let parsed: (head: HTTPResponseHead, consumed: Int)?
+            do throws(HTTPParseError) {
+                parsed = try parser.parseResponse(input)
+            } catch {
+                switch error {
+                case .headTooLarge: return fail(WebSocketError(.handshakeFailed, "the response head exceeds maxHeaderBytes"))
+                case .malformed(let reason): return fail(WebSocketError(.handshakeFailed, "malformed response: \(reason)"))
+                }
+            }
+            guard let parsed else { return }
+            let head = parsed.head
+            let rest = UnsafeRawBufferPointer(rebasing: input[parsed.consumed...])
+            if head.status == 101 {
+                upgrade(head, leftover: Array(rest))
+            } else {
+                var remaining: Int?
+                if let length = head.headers["Content-Length"].flatMap({ Int($0) }) { remaining = length }
+                state = .readingBody(head, remaining: remaining, body: [])
+                handle(rest)
+                if case .readingBody(_, let left?, _) = state, left == 0 { finishBody() }
+            }
+        case .readingBody(let head, let remaining, var body):
+            let limit = client.configuration.maxResponseBodyBytes
+            let take = min(input.count, remaining ?? input.count, limit - body.count)
+            body.append(contentsOf: input.prefix(take))
+            let left = remaining.map { $0 - take }
+            state = .readingBody(head, remaining: left, body: body)
+            if left == 0 || body.count >= limit { finishBody() }
+        case .resolving, .connecting, .done:
+            return
+        }
+    }
+
+    private func upgrade(_ head: HTTPResponseHead, leftover: [UInt8]) {
+        switch ClientHandshake.validate(head, key: key, offeredProtocols: protocols) {
+        case .failure(let error):
+            fail(WebSocketError(.handshakeFailed, error.description))
+        case .success(let negotiated):
+            guard let channel else { return }
+            state = .done
+            loop.removeTickHandler(self)
+            let connection = WebSocketConnection(
+                channel: channel, role: .client, protocol: negotiated, configuration: client.configuration.connection)
+            client.sessionSucceeded(self, connection)
+            connection.start(initialBytes: leftover)
+        }
+    }
+
+    /// A non-101 answer is complete: report it, then follow a redirect or fail.
+    private func finishBody() {
+        guard case .readingBody(let head, _, let body) = state else { return }
+        state = .done
+        loop.removeTickHandler(self)
+        channel?.close()
+        client.httpResponse(status: head.status, headers: head.headers, body: body)
+        if [301, 302, 303, 307, 308].contains(head.status), redirectsLeft > 0, let location = head.headers["Location"] {
+            do throws(WebSocketError) {
+                let next = ClientHandshakeSession(
+                    client: client, url: try url.resolving(location: location), protocols: protocols, origin: origin,
+                    headers: headers, loop: loop, redirectsLeft: redirectsLeft - 1)
+                if next.url.secure { throw WebSocketError(.invalidArgument, "redirect to wss:// is not supported yet") }
+                client.sessionRedirected(self, to: next)
+            } catch {
+                client.sessionFailed(self, error)
+            }
+            return
+        }
+        let error = ClientHandshakeError(check: .status(head.status))
+        client.sessionFailed(self, WebSocketError(.handshakeFailed, error.description))
+    }
+
+    /// Ends the attempt with `error` (once), closing whatever socket it holds.
+    func fail(_ error: WebSocketError) {
+        switch state {
+        case .done: return
+        case .readingBody where error.code != .timeout && error.code != .notConnected:
+            // The server closed after its non-101 response without Content-Length: it is complete.
+            return finishBody()
+        default: break
+        }
+        state = .done
+        loop.removeTickHandler(self)
+        cancelConnectSource(closingSocket: true)
+        channel?.close()
+        client.sessionFailed(self, error)
+    }
+}
+
+extension ClientHandshakeSession: ChannelHandler {
+    func channelRead(_ bytes: UnsafeMutableRawBufferPointer) { handle(UnsafeRawBufferPointer(bytes)) }
+    func channelEndOfInput() { fail(WebSocketError(.handshakeFailed, "the server closed the connection during the handshake")) }
+    func channelWritable() {}
+    func channelClosed(_ error: WebSocketError?) {
+        fail(error ?? WebSocketError(.handshakeFailed, "the connection closed during the handshake"))
+    }
+}
+
+extension ClientHandshakeSession: LoopTickHandler {
+    func loopTick(now: UInt64) {
+        guard now >= deadline else { return }
+        switch state {
+        case .connecting:
+            fail(WebSocketError(.timeout, "connect to \(url.host):\(url.port) timed out"))
+        case .awaitingHead, .readingBody:
+            fail(WebSocketError(.timeout, "no complete handshake response within handshakeTimeout"))
+        case .resolving, .done:
+            break
+        }
+    }
+}

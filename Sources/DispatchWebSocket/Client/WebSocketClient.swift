@@ -1,0 +1,149 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Opens WebSocket connections to servers (`ws://`), WebSocket-Node style.
+///
+/// ```swift
+/// let client = WebSocketClient()
+/// client.onConnect = { connection in
+///     connection.onMessage = { print("got", $0) }
+///     connection.sendUTF("hello")
+/// }
+/// client.onConnectFailed = { error in print("failed:", error) }
+/// client.connect(url: "ws://127.0.0.1:9001/chat", protocols: ["chat"])
+/// ```
+///
+/// Exactly one of `onConnect` and `onConnectFailed` follows each `connect`; `onHTTPResponse`
+/// comes first when the server answered with something other than 101. They run on the
+/// connection's loop queue; set them before calling `connect`.
+public final class WebSocketClient: @unchecked Sendable {
+    // @unchecked Sendable: handlers and the current attempt are guarded by `lock`.
+
+    /// Client settings. Every limit has a documented default.
+    public struct Configuration: Sendable {
+        /// Settings of the connection once open. Keepalive is off by default for clients.
+        public var connection: WebSocketConfiguration = {
+            var configuration = WebSocketConfiguration()
+            configuration.keepalive = false
+            return configuration
+        }()
+        /// Time to establish TCP (over all addresses of the host). Default: 10 seconds.
+        public var connectTimeout: Duration = .seconds(10)
+        /// Time from TCP established to the server's complete response head. Default: 10 seconds.
+        public var handshakeTimeout: Duration = .seconds(10)
+        /// The largest response head accepted. Default: 16 KiB.
+        public var maxHeaderBytes = 16 * 1024
+        /// The largest body of a non-101 response read for `onHTTPResponse`. Default: 1 MiB.
+        public var maxResponseBodyBytes = 1024 * 1024
+        /// Follow 301, 302, 303, 307 and 308 responses. Default: `false`.
+        public var followRedirects = false
+        /// The most redirects followed for one `connect`. Default: 5.
+        public var maxRedirects = 5
+        /// Loop queues to use; `nil` shares the process's loops. Default: `nil`.
+        public var loopCount: Int? = nil
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    let group: EventLoopGroup
+
+    private struct Handlers {
+        var connect: (@Sendable (WebSocketConnection) -> Void)?
+        var connectFailed: (@Sendable (WebSocketError) -> Void)?
+        var httpResponse: (@Sendable (Int, HTTPHeaders, [UInt8]) -> Void)?
+    }
+    private let lock = Lock()
+    private var handlers = Handlers()
+    private var attempt: ClientHandshakeSession?
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        group = configuration.loopCount.map { EventLoopGroup(count: $0) } ?? .shared
+    }
+
+    /// The connection is open.
+    public var onConnect: (@Sendable (WebSocketConnection) -> Void)? {
+        get { lock.withLock { handlers.connect } }
+        set { lock.withLock { handlers.connect = newValue } }
+    }
+
+    /// The connection could not be opened; the error names the step that failed
+    /// (`.handshakeFailed` errors wrap a ``ClientHandshakeError`` description).
+    public var onConnectFailed: (@Sendable (WebSocketError) -> Void)? {
+        get { lock.withLock { handlers.connectFailed } }
+        set { lock.withLock { handlers.connectFailed = newValue } }
+    }
+
+    /// The server answered the upgrade with another status (e.g. 401 or a redirect): status,
+    /// headers and body (at most `maxResponseBodyBytes`). `onConnectFailed` follows unless a
+    /// redirect is followed.
+    public var onHTTPResponse: (@Sendable (Int, HTTPHeaders, [UInt8]) -> Void)? {
+        get { lock.withLock { handlers.httpResponse } }
+        set { lock.withLock { handlers.httpResponse = newValue } }
+    }
+
+    /// Connects to a `ws://` URL.
+    ///
+    /// - Parameters:
+    ///   - url: `ws://host[:port][/path][?query]`; host names are resolved (IPv4 and IPv6, each
+    ///     address tried in turn).
+    ///   - protocols: subprotocols to offer; the server may pick one of them.
+    ///   - origin: an `Origin` header, as browsers send.
+    ///   - headers: extra request headers.
+    public func connect(url: String, protocols: [String] = [], origin: String? = nil, headers: HTTPHeaders = [:]) {
+        let parsed: WebSocketURL
+        do throws(WebSocketError) {
+            parsed = try WebSocketURL(url)
+            if parsed.secure { throw WebSocketError(.invalidArgument, "wss:// is not supported yet: \(url)") }
+        } catch {
+            let failed = lock.withLock { handlers.connectFailed }
+            group.next().queue.async { failed?(error) }
+            return
+        }
+        let session = ClientHandshakeSession(
+            client: self, url: parsed, protocols: protocols, origin: origin, headers: headers, loop: group.next(),
+            redirectsLeft: configuration.followRedirects ? configuration.maxRedirects : 0)
+        lock.withLock { attempt = session }
+        session.start()
+    }
+
+    /// Cancels a connect in progress; `onConnectFailed` reports `.notConnected` ("aborted").
+    public func abort() {
+        guard let session = lock.withLock({ attempt }) else { return }
+        session.loop.execute { session.fail(WebSocketError(.notConnected, "aborted")) }
+    }
+
+    // MARK: From the session
+
+    func sessionSucceeded(_ session: ClientHandshakeSession, _ connection: WebSocketConnection) {
+        let handler = lock.withLock { () -> (@Sendable (WebSocketConnection) -> Void)? in
+            if attempt === session { attempt = nil }
+            return handlers.connect
+        }
+        handler?(connection)
+    }
+
+    func sessionFailed(_ session: ClientHandshakeSession, _ error: WebSocketError) {
+        let handler = lock.withLock { () -> (@Sendable (WebSocketError) -> Void)? in
+            if attempt === session { attempt = nil }
+            return handlers.connectFailed
+        }
+        handler?(error)
+    }
+
+    func sessionRedirected(_ session: ClientHandshakeSession, to next: ClientHandshakeSession) {
+        lock.withLock { if attempt === session { attempt = next } }
+        next.start()
+    }
+
+    func httpResponse(status: Int, headers: HTTPHeaders, body: [UInt8]) {
+        lock.withLock { handlers.httpResponse }?(status, headers, body)
+    }
+}

@@ -1,0 +1,73 @@
+/// Limits and behaviour of one WebSocket connection, server or client side.
+///
+/// The names follow WebSocket-Node; the size limits do not: its 64 KiB frame limit surprises
+/// users, so the defaults here are 16 MiB per frame and 64 MiB per message.
+///
+/// ```swift
+/// var config = WebSocketConfiguration()
+/// config.maxReceivedMessageSize = 1 << 20     // 1 MiB is plenty for a chat
+/// config.keepaliveInterval = .seconds(30)
+/// ```
+public struct WebSocketConfiguration: Sendable {
+    /// The largest frame payload accepted. A bigger frame closes the connection with 1009 before
+    /// any of it is buffered. Default: 16 MiB.
+    public var maxReceivedFrameSize: Int = 16 * 1024 * 1024
+
+    /// The largest message accepted (the sum of its frames). A message that would exceed it
+    /// closes the connection with 1009 before the excess is buffered. Default: 64 MiB.
+    public var maxReceivedMessageSize: Int = 64 * 1024 * 1024
+
+    /// Whether outgoing messages larger than ``fragmentationThreshold`` are split into frames,
+    /// which lets pings and pongs go out between the fragments. Default: `true`.
+    public var fragmentOutgoingMessages: Bool = true
+
+    /// The largest frame payload sent when ``fragmentOutgoingMessages`` is on. Default: 16 KiB.
+    public var fragmentationThreshold: Int = 16 * 1024
+
+    /// `true`: `onMessage` gets whole messages. `false`: `onFrame` gets each data frame as it
+    /// arrives (still checked for order, UTF-8 and size) and `onMessage` is not called. Default: `true`.
+    public var assembleFragments: Bool = true
+
+    /// How long to wait for the peer's close frame (and, as a client, for the server to close
+    /// TCP) after a close was sent, before the socket is closed anyway. Default: 5 seconds.
+    public var closeTimeout: Duration = .seconds(5)
+
+    /// Send a ping after ``keepaliveInterval`` without any inbound byte. Default: `true` for
+    /// servers (as in WebSocket-Node), `false` for clients.
+    public var keepalive: Bool = true
+
+    /// How long the connection may be silent before a keepalive ping is sent. Default: 20 seconds.
+    public var keepaliveInterval: Duration = .seconds(20)
+
+    /// Whether a peer that stays silent for ``keepaliveGracePeriod`` after the keepalive ping is
+    /// dropped (reported as close code 1006). Default: `true`.
+    public var dropConnectionOnKeepaliveTimeout: Bool = true
+
+    /// How long to wait for any byte after a keepalive ping before dropping. Default: 10 seconds.
+    public var keepaliveGracePeriod: Duration = .seconds(10)
+
+    /// Sets `TCP_NODELAY`, so small messages leave at once. Default: `true`.
+    public var disableNagleAlgorithm: Bool = true
+
+    /// Queued outgoing bytes (framing included) above which sends report backpressure; when the
+    /// queue empties again after exceeding it, `onDrain` fires. Default: 1 MiB.
+    public var highWaterMark: Int = 1024 * 1024
+
+    /// The most outgoing bytes that may be queued. A send beyond it fails with
+    /// ``WebSocketError/Code-swift.struct/sendQueueFull`` and the connection is closed with 1008,
+    /// so one slow reader cannot take the process's memory. Default: 128 MiB.
+    public var maxQueuedBytes: Int = 128 * 1024 * 1024
+
+    public init() {}
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating; negative durations count as zero.
+    var nanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 { return 0 }
+        let (ns, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return .max }
+        return ns &+ UInt64(attoseconds / 1_000_000_000)
+    }
+}

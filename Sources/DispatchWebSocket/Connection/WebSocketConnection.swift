@@ -1,0 +1,476 @@
+import Dispatch
+import Synchronization
+
+/// An open WebSocket connection, server or client side.
+///
+/// ## Threading
+/// Every event closure runs on the connection's *loop queue*, a serial queue shared with other
+/// connections: keep handlers short and never block in them. All methods are safe to call from
+/// any thread; called on the loop queue (e.g. from an event handler) they act at once, elsewhere
+/// they hop to it. Everything sent during one event leaves in one gathered write.
+///
+/// Events stop after ``onClose``, which fires exactly once; the closures are released after it.
+///
+/// ```swift
+/// connection.onMessage = { message in
+///     if case .text(let text) = message { connection.sendUTF("echo: \(text)") }
+/// }
+/// connection.onClose = { code, reason in print("closed: \(code) \(reason)") }
+/// ```
+public final class WebSocketConnection: @unchecked Sendable {
+    // @unchecked Sendable: mutable state is confined to `loop.queue`; the few values readable
+    // from any thread live in `shared` (a Mutex) and the handlers in `handlerStore`.
+
+    /// Whether this is the server end of the connection.
+    public let isServer: Bool
+    /// The subprotocol agreed in the handshake, if any.
+    public let `protocol`: String?
+    /// The peer's address and port.
+    public let remoteAddress: SocketAddress?
+    /// Our own address and port.
+    public let localAddress: SocketAddress?
+    /// The configuration the connection was opened with.
+    public let configuration: WebSocketConfiguration
+
+    let loop: EventLoop
+    let channel: SocketChannel
+    private var machine: ConnectionStateMachine<WebSocketConnection>!
+
+    // MARK: Events
+
+    /// Handlers, set from any thread. Each runs on the loop queue.
+    struct Handlers {
+        var message: (@Sendable (WebSocketMessage) -> Void)?
+        var frame: (@Sendable (WebSocketFrame) -> Void)?
+        var close: (@Sendable (WebSocketCloseCode, String) -> Void)?
+        var error: (@Sendable (WebSocketError) -> Void)?
+        var ping: (@Sendable ([UInt8], WebSocketPingEvent) -> Void)?
+        var pong: (@Sendable ([UInt8]) -> Void)?
+        var drain: (@Sendable () -> Void)?
+    }
+
+    private let handlerStore = Mutex(Handlers())
+    private let handlersChanged = Atomic<Bool>(false)
+    /// The loop's copy of `handlerStore`, refreshed when `handlersChanged` says so: events read
+    /// handlers without taking a lock.
+    private var handlers = Handlers()
+
+    private struct Shared {
+        var closeReasonCode: WebSocketCloseCode?
+        var closeDescription: String?
+        var isOpen = true
+        /// After `onClose`: handlers are released and no longer stored.
+        var isFinished = false
+    }
+    private let shared = Mutex(Shared())
+
+    /// Internal observers (the server's connection tracking), called after `onClose`.
+    var closeObservers: [(WebSocketConnection) -> Void] = []
+
+    // Timers, in loop-uptime nanoseconds; 0 = not armed.
+    private var closeDeadline: UInt64 = 0
+    private var lingerDeadline: UInt64 = 0
+    private var lastInbound: UInt64 = 0
+    private var keepalivePingSentAt: UInt64 = 0
+    private var aboveHighWater = false
+
+    init(
+        channel: SocketChannel, role: WebSocketRole, protocol: String?, configuration: WebSocketConfiguration
+    ) {
+        self.channel = channel
+        self.loop = channel.loop
+        self.isServer = role == .server
+        self.protocol = `protocol`
+        self.configuration = configuration
+        self.remoteAddress = channel.socket.peerAddress()
+        self.localAddress = channel.socket.localAddress()
+        self.machine = ConnectionStateMachine(role: role, configuration: configuration, output: self)
+    }
+
+    /// Takes over the channel and processes bytes that arrived with the handshake. On the loop.
+    func start(initialBytes: [UInt8]) {
+        channel.socket.setNoDelay(configuration.disableNagleAlgorithm)
+        channel.handler = self
+        lastInbound = EventLoop.now()
+        loop.addTickHandler(self)
+        if !initialBytes.isEmpty {
+            var bytes = initialBytes
+            loop.runEvent {
+                bytes.withUnsafeMutableBytes { machine.receive($0) }
+            }
+        }
+        channel.start()
+        channel.resumeReading()
+    }
+
+    /// Ends a connection that never started (its handshake could not be completed).
+    func abandon(reason: String) {
+        finish(code: .abnormalClosure, reason: reason, error: nil)
+    }
+
+    /// A whole message arrived (``WebSocketConfiguration/assembleFragments`` on).
+    public var onMessage: (@Sendable (WebSocketMessage) -> Void)? {
+        get { handlerStore.withLock { $0.message } }
+        set { setHandler { $0.message = newValue } }
+    }
+
+    /// A data frame arrived (``WebSocketConfiguration/assembleFragments`` off): text, binary or
+    /// continuation, with its `fin` bit. Order, UTF-8 and sizes are still checked.
+    public var onFrame: (@Sendable (WebSocketFrame) -> Void)? {
+        get { handlerStore.withLock { $0.frame } }
+        set { setHandler { $0.frame = newValue } }
+    }
+
+    /// The connection closed: the close code and reason the peer sent, the code of a failure we
+    /// detected, or 1006 when the TCP connection ended without a closing handshake. Exactly once.
+    public var onClose: (@Sendable (WebSocketCloseCode, String) -> Void)? {
+        get { handlerStore.withLock { $0.close } }
+        set { setHandler { $0.close = newValue } }
+    }
+
+    /// Something went wrong: the peer broke the protocol (the connection then closes with the
+    /// matching code) or a socket call failed. ``onClose`` follows.
+    public var onError: (@Sendable (WebSocketError) -> Void)? {
+        get { handlerStore.withLock { $0.error } }
+        set { setHandler { $0.error = newValue } }
+    }
+
+    /// A ping arrived. A pong with the same data is sent after the handler returns, unless the
+    /// handler calls ``WebSocketPingEvent/cancelAutoPong()``.
+    public var onPing: (@Sendable ([UInt8], WebSocketPingEvent) -> Void)? {
+        get { handlerStore.withLock { $0.ping } }
+        set { setHandler { $0.ping = newValue } }
+    }
+
+    /// A pong arrived.
+    public var onPong: (@Sendable ([UInt8]) -> Void)? {
+        get { handlerStore.withLock { $0.pong } }
+        set { setHandler { $0.pong = newValue } }
+    }
+
+    /// The send queue emptied after it had exceeded ``WebSocketConfiguration/highWaterMark`` or
+    /// filled the kernel's buffer: a good moment to send more.
+    public var onDrain: (@Sendable () -> Void)? {
+        get { handlerStore.withLock { $0.drain } }
+        set { setHandler { $0.drain = newValue } }
+    }
+
+    private func setHandler(_ update: (inout Handlers) -> Void) {
+        let stored = handlerStore.withLock { handlers -> Bool in
+            guard !shared.withLock({ $0.isFinished }) else { return false }
+            update(&handlers)
+            return true
+        }
+        if stored { handlersChanged.store(true, ordering: .releasing) }
+    }
+
+    @inline(__always)
+    private func currentHandlers() -> Handlers {
+        if handlersChanged.load(ordering: .acquiring) {
+            handlersChanged.store(false, ordering: .relaxed)
+            handlers = handlerStore.withLock { $0 }
+        }
+        return handlers
+    }
+
+    // MARK: State
+
+    /// Whether the connection is open (no close started or received, socket not closed).
+    public var isConnected: Bool { shared.withLock { $0.isOpen } }
+
+    /// The close code, once the connection has closed (`nil` while open). 1005 and 1006 are
+    /// reported here but never sent.
+    public var closeReasonCode: WebSocketCloseCode? { shared.withLock { $0.closeReasonCode } }
+
+    /// The close reason, once the connection has closed.
+    public var closeDescription: String? { shared.withLock { $0.closeDescription } }
+
+    // MARK: Sending
+
+    /// Sends a text message. `completion` runs on the loop queue once the bytes are handed to
+    /// the kernel, or with an error if the connection ends first.
+    public func sendUTF(_ text: String, completion: WebSocketSendCompletion? = nil) {
+        var text = text
+        text.makeContiguousUTF8()
+        let count = text.utf8.count
+        submitMessage(.text, .text(text), count: count, completion)
+    }
+
+    /// Sends a binary message.
+    public func sendBytes(_ bytes: [UInt8], completion: WebSocketSendCompletion? = nil) {
+        submitMessage(.binary, .bytes(bytes), count: bytes.count, completion)
+    }
+
+    /// Sends a message of either kind.
+    public func send(_ message: WebSocketMessage, completion: WebSocketSendCompletion? = nil) {
+        switch message {
+        case .text(let text): sendUTF(text, completion: completion)
+        case .binary(let bytes): sendBytes(bytes, completion: completion)
+        }
+    }
+
+    /// Sends a ping (at most 125 bytes). It overtakes queued data frames, never a frame already begun.
+    public func ping(_ data: [UInt8] = [], completion: WebSocketSendCompletion? = nil) {
+        submitControl(.ping, data, completion)
+    }
+
+    /// Sends an unsolicited pong (at most 125 bytes), e.g. as a unidirectional heartbeat.
+    public func pong(_ data: [UInt8] = [], completion: WebSocketSendCompletion? = nil) {
+        submitControl(.pong, data, completion)
+    }
+
+    /// Sends one frame exactly as given (fin, RSV bits, opcode, payload), for apps that fragment
+    /// messages themselves. A client masks it with a fresh key. Close frames go through ``close(code:description:)``.
+    public func sendFrame(_ frame: WebSocketFrame, completion: WebSocketSendCompletion? = nil) {
+        if let problem = Self.problem(sending: frame) {
+            completion?(WebSocketError(.invalidArgument, problem))
+            return
+        }
+        onLoop { [self] in
+            guard machine.canSendData else { return notConnected(completion) }
+            enqueueFrame(
+                FrameHeader(fin: frame.fin, rsv: frame.rsvBits, opcode: frame.opcode, payloadLength: frame.payload.count),
+                .bytes(frame.payload), 0..<frame.payload.count, priority: frame.opcode.isControl, completion)
+        }
+    }
+
+    /// Starts the closing handshake: sends a close frame and waits up to
+    /// ``WebSocketConfiguration/closeTimeout`` for the peer's, then closes the socket. A code
+    /// that may not be sent (1005, 1006, 1015, or outside 1000–4999) sends a close frame
+    /// without a status code. Does nothing when closing has already begun.
+    public func close(code: WebSocketCloseCode = .normalClosure, description: String = "") {
+        onLoop { [self] in machine.close(code: code, reason: description) }
+    }
+
+    /// Sends a close frame and closes the socket at once, without waiting for the peer.
+    public func drop(code: WebSocketCloseCode = .normalClosure, description: String = "") {
+        onLoop { [self] in machine.drop(code: code, reason: description) }
+    }
+
+    /// Bytes queued for sending and not yet taken by the kernel, framing included. Exact on the
+    /// loop queue; from other threads, a recent value.
+    public var bufferedAmount: Int { channel.publishedBufferedAmount }
+
+    // MARK: Internals
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inLoop {
+            body()
+        } else {
+            loop.queue.async { [loop] in loop.runEvent(body) }
+        }
+    }
+
+    private func notConnected(_ completion: WebSocketSendCompletion?) {
+        completion?(WebSocketError(.notConnected, "the connection is closing or closed"))
+    }
+
+    private func submitMessage(
+        _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, _ completion: WebSocketSendCompletion?
+    ) {
+        onLoop { [self] in
+            guard machine.canSendData else { return notConnected(completion) }
+            let threshold = configuration.fragmentOutgoingMessages ? max(1, configuration.fragmentationThreshold) : Int.max
+            var start = 0
+            var frameOpcode = opcode
+            repeat {
+                let end = count - start > threshold ? start + threshold : count
+                let isLast = end == count
+                enqueueFrame(
+                    FrameHeader(fin: isLast, opcode: frameOpcode, payloadLength: end - start),
+                    payload, start..<end, priority: false, isLast ? completion : nil)
+                frameOpcode = .continuation
+                start = end
+            } while start < count
+        }
+    }
+
+    private func submitControl(_ opcode: WebSocketOpcode, _ data: [UInt8], _ completion: WebSocketSendCompletion?) {
+        guard data.count <= 125 else {
+            completion?(WebSocketError(.invalidArgument, "control frame payloads are limited to 125 bytes"))
+            return
+        }
+        onLoop { [self] in
+            guard machine.canSendData else { return notConnected(completion) }
+            enqueueFrame(FrameHeader(opcode: opcode, payloadLength: data.count), .bytes(data), 0..<data.count, priority: true, completion)
+        }
+    }
+
+    private func enqueueFrame(
+        _ header: FrameHeader, _ payload: OutboundPayload, _ range: Range<Int>, priority: Bool,
+        _ completion: WebSocketSendCompletion?
+    ) {
+        var header = header
+        var payload = payload
+        var range = range
+        if !isServer {
+            // Clients mask every frame with a fresh key (RFC 6455 §5.3); the masked copy is the payload.
+            let key = WebSocketMaskingKey.random()
+            header.maskingKey = key
+            let masked = payload.withUnsafeBytes { source in
+                [UInt8](unsafeUninitializedCapacity: range.count) { buffer, initialized in
+                    if range.count > 0 {
+                        key.mask(UnsafeRawBufferPointer(rebasing: source[range]), into: UnsafeMutableRawBufferPointer(buffer))
+                    }
+                    initialized = range.count
+                }
+            }
+            payload = .bytes(masked)
+            range = 0..<masked.count
+        }
+        let chunk = OutboundChunk(header: header, payload: payload, range: range, completion: completion, isPriority: priority)
+        if !header.opcode.isControl && channel.bufferedAmount + chunk.size > configuration.maxQueuedBytes {
+            completion?(WebSocketError(.sendQueueFull, "more than maxQueuedBytes (\(configuration.maxQueuedBytes)) queued"))
+            reportError(WebSocketError(.sendQueueFull, "the peer does not read fast enough: send queue over \(configuration.maxQueuedBytes) bytes"))
+            machine.fail(code: .policyViolation, reason: "send queue limit exceeded")
+            return
+        }
+        channel.enqueue(chunk)
+        if channel.bufferedAmount > configuration.highWaterMark { aboveHighWater = true }
+    }
+
+    static func problem(sending frame: WebSocketFrame) -> String? {
+        if !frame.opcode.isDefined { return "opcode \(frame.opcode) is reserved" }
+        if frame.opcode == .close { return "use close(code:description:) to send a close frame" }
+        if frame.opcode.isControl && (frame.payload.count > 125 || !frame.fin) {
+            return "control frames must be final and at most 125 bytes"
+        }
+        return nil
+    }
+
+    private func finish(code: WebSocketCloseCode, reason: String, error: WebSocketError?) {
+        loop.removeTickHandler(self)
+        let handlers = currentHandlers()
+        handlerStore.withLock { stored in
+            shared.withLock {
+                $0.isOpen = false
+                $0.isFinished = true
+                $0.closeReasonCode = code
+                $0.closeDescription = reason
+            }
+            stored = Handlers()
+        }
+        self.handlers = Handlers()
+        if let error { handlers.error?(error) }
+        handlers.close?(code, reason)
+        let observers = closeObservers
+        closeObservers = []
+        for observer in observers { observer(self) }
+    }
+}
+
+// MARK: - ConnectionStateMachineOutput
+
+extension WebSocketConnection: ConnectionStateMachineOutput {
+    func sendControlFrame(_ opcode: WebSocketOpcode, payload: [UInt8]) {
+        enqueueFrame(
+            FrameHeader(opcode: opcode, payloadLength: payload.count), .bytes(payload), 0..<payload.count,
+            priority: opcode != .close, nil)
+    }
+
+    func deliverMessage(_ message: WebSocketMessage) {
+        currentHandlers().message?(message)
+    }
+
+    func deliverFrame(_ frame: WebSocketFrame) {
+        currentHandlers().frame?(frame)
+    }
+
+    func deliverPing(_ payload: [UInt8]) {
+        let event = WebSocketPingEvent()
+        currentHandlers().ping?(payload, event)
+        if !event.isCancelled && machine.canSendData {
+            enqueueFrame(FrameHeader(opcode: .pong, payloadLength: payload.count), .bytes(payload), 0..<payload.count, priority: true, nil)
+        }
+    }
+
+    func deliverPong(_ payload: [UInt8]) {
+        currentHandlers().pong?(payload)
+    }
+
+    func reportError(_ error: WebSocketError) {
+        currentHandlers().error?(error)
+    }
+
+    func closeTransport(graceful: Bool) {
+        shared.withLock { $0.isOpen = false }
+        if graceful {
+            channel.closeGracefully()
+            lingerDeadline = EventLoop.now() + configuration.closeTimeout.nanoseconds
+        } else {
+            channel.close()
+        }
+    }
+
+    func startCloseTimer() {
+        shared.withLock { $0.isOpen = false }
+        closeDeadline = EventLoop.now() + configuration.closeTimeout.nanoseconds
+    }
+}
+
+// MARK: - ChannelHandler
+
+extension WebSocketConnection: ChannelHandler {
+    func channelRead(_ bytes: UnsafeMutableRawBufferPointer) {
+        lastInbound = loop.coarseNow
+        machine.receive(bytes)
+    }
+
+    func channelEndOfInput() {}
+
+    func channelWritable() {
+        if aboveHighWater || channel.bufferedAmount == 0 {
+            aboveHighWater = false
+            currentHandlers().drain?()
+        }
+    }
+
+    func channelClosed(_ error: WebSocketError?) {
+        let (code, reason) = machine.transportClosed()
+        finish(code: code, reason: reason, error: error)
+    }
+}
+
+// MARK: - Timers
+
+extension WebSocketConnection: LoopTickHandler {
+    func loopTick(now: UInt64) {
+        if lingerDeadline != 0 && now >= lingerDeadline {
+            lingerDeadline = 0
+            channel.close()
+            return
+        }
+        if closeDeadline != 0 && now >= closeDeadline {
+            closeDeadline = 0
+            machine.closeTimerFired()
+            return
+        }
+        guard configuration.keepalive, machine.state == .open else { return }
+        if keepalivePingSentAt != 0 {
+            if lastInbound >= keepalivePingSentAt {
+                keepalivePingSentAt = 0
+            } else if now - keepalivePingSentAt >= configuration.keepaliveGracePeriod.nanoseconds {
+                if configuration.dropConnectionOnKeepaliveTimeout {
+                    machine.drop(code: .abnormalClosure, reason: "keepalive timeout: the peer did not respond", sendCloseFrame: false)
+                } else {
+                    keepalivePingSentAt = 0
+                    lastInbound = now
+                }
+                return
+            }
+        }
+        if keepalivePingSentAt == 0 && now - min(now, lastInbound) >= configuration.keepaliveInterval.nanoseconds {
+            keepalivePingSentAt = now
+            enqueueFrame(FrameHeader(opcode: .ping, payloadLength: 0), .none, 0..<0, priority: true, nil)
+        }
+    }
+}
+
+/// Passed to ``WebSocketConnection/onPing``: lets the handler stop the automatic pong.
+public final class WebSocketPingEvent: @unchecked Sendable {
+    // @unchecked: used only on the loop queue during the handler call.
+    private(set) var isCancelled = false
+    init() {}
+    /// Do not answer this ping automatically (the app may send its own pong).
+    public func cancelAutoPong() { isCancelled = true }
+}

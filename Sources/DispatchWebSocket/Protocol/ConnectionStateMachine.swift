@@ -1,0 +1,292 @@
+/// Which side of the connection we are: it decides who masks and who closes TCP first.
+enum WebSocketRole: Sendable {
+    case server
+    case client
+}
+
+/// What the state machine asks its connection to do. The connection implements it with
+/// sockets and callbacks; tests implement it with a recorder.
+protocol ConnectionStateMachineOutput: AnyObject {
+    /// Queue a control frame the protocol requires (a close reply or a close after a failure).
+    func sendControlFrame(_ opcode: WebSocketOpcode, payload: [UInt8])
+    func deliverMessage(_ message: WebSocketMessage)
+    /// A data frame, when fragments are not assembled.
+    func deliverFrame(_ frame: WebSocketFrame)
+    /// A ping arrived while open; the connection runs the app's handler and answers it.
+    func deliverPing(_ payload: [UInt8])
+    func deliverPong(_ payload: [UInt8])
+    /// The peer broke a rule; the connection is failing with the matching close code.
+    func reportError(_ error: WebSocketError)
+    /// Close the TCP connection: `graceful` writes what is queued and half-closes first.
+    func closeTransport(graceful: Bool)
+    /// Start the timer that ends a closing handshake the peer does not finish.
+    func startCloseTimer()
+}
+
+/// The protocol logic of one connection (RFC 6455 §5–§7) with no sockets and no Dispatch:
+/// bytes and local requests go in, actions come out through ``ConnectionStateMachineOutput``.
+///
+/// It validates every received frame (masking by role, RSV bits, opcodes, control-frame rules,
+/// fragmentation order, sizes, UTF-8 incrementally so invalid text fails at the first bad byte),
+/// assembles messages without buffering a single-frame message that arrived whole, and runs the
+/// closing handshake: echo the peer's close, the server closes TCP, the client waits for it.
+///
+/// Confined to its connection's queue; not thread-safe by itself.
+final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameParserDelegate {
+    enum State: Equatable {
+        /// Data flows both ways.
+        case open
+        /// We sent a close frame and wait for the peer's. Received data is still delivered.
+        case closeSent
+        /// The closing handshake is over (or the connection failed); nothing more is parsed or sent.
+        case closed
+    }
+
+    private(set) var state: State = .open
+    let role: WebSocketRole
+    private let maxFrameSize: Int
+    private let maxMessageSize: Int
+    private let assembleFragments: Bool
+    /// The connection owns this machine, so it outlives it; `unowned(unsafe)` avoids a retain
+    /// cycle and refcounting on every event.
+    unowned(unsafe) let output: Output
+
+    private var parser = FrameParser()
+    private var header = FrameHeader(opcode: .continuation, payloadLength: 0)
+    /// The opcode of the message in progress (text or binary), `nil` between messages.
+    private var messageOpcode: WebSocketOpcode?
+    private var messageLength = 0
+    private var messageBuffer: [UInt8] = []
+    private var frameBuffer: [UInt8] = []
+    private var controlBuffer: [UInt8] = []
+    private var utf8 = UTF8Validator()
+
+    /// The close code to report when the connection ends; `nil` while nothing has decided it.
+    private(set) var closeCode: WebSocketCloseCode?
+    private(set) var closeReason: String = ""
+
+    init(role: WebSocketRole, configuration: WebSocketConfiguration, output: Output) {
+        self.role = role
+        self.maxFrameSize = configuration.maxReceivedFrameSize
+        self.maxMessageSize = configuration.maxReceivedMessageSize
+        self.assembleFragments = configuration.assembleFragments
+        self.output = output
+    }
+
+    /// Whether data messages may still be sent.
+    var canSendData: Bool { state == .open }
+
+    // MARK: Inputs
+
+    /// Feeds received bytes. The buffer is unmasked in place. Bytes after a close frame or a
+    /// protocol failure are ignored.
+    func receive(_ buffer: UnsafeMutableRawBufferPointer) {
+        guard state != .closed else { return }
+        var delegate = self
+        _ = parser.parse(buffer, delegate: &delegate)
+    }
+
+    /// Starts the closing handshake. Returns `false` when it had already started.
+    /// A code that may not appear on the wire sends a close frame without a status code.
+    @discardableResult
+    func close(code: WebSocketCloseCode, reason: String) -> Bool {
+        guard state == .open else { return false }
+        state = .closeSent
+        output.sendControlFrame(.close, payload: Self.closePayload(code: code, reason: reason))
+        output.startCloseTimer()
+        return true
+    }
+
+    /// Ends the connection at once, sending a close frame first if none was sent yet.
+    func drop(code: WebSocketCloseCode, reason: String, sendCloseFrame: Bool = true) {
+        if state == .open && sendCloseFrame {
+            output.sendControlFrame(.close, payload: Self.closePayload(code: code, reason: reason))
+        }
+        if state != .closed { recordClose(code, reason) }
+        state = .closed
+        output.closeTransport(graceful: false)
+    }
+
+    /// The close timer fired: the peer did not finish the closing handshake (or, for a client,
+    /// the server did not close TCP) in time.
+    func closeTimerFired() {
+        if state != .closed {
+            recordClose(.abnormalClosure, "the peer did not answer the close frame in time")
+            state = .closed
+        }
+        output.closeTransport(graceful: false)
+    }
+
+    /// The TCP connection is gone. Returns the code and reason to report: the peer's close, our
+    /// failure, or 1006 when no closing handshake decided them.
+    func transportClosed() -> (code: WebSocketCloseCode, reason: String) {
+        if state != .closed || closeCode == nil {
+            recordClose(.abnormalClosure, "the connection closed without a closing handshake")
+        }
+        state = .closed
+        return (closeCode ?? .abnormalClosure, closeReason)
+    }
+
+    /// Fails the connection for a local reason (e.g. a send queue over its limit).
+    func fail(code: WebSocketCloseCode, reason: String) {
+        if state == .open {
+            output.sendControlFrame(.close, payload: Self.closePayload(code: code, reason: reason))
+        }
+        if state != .closed { recordClose(code, reason) }
+        state = .closed
+        output.closeTransport(graceful: true)
+    }
+
+    // MARK: FrameParserDelegate
+
+    func frameHeader(_ header: FrameHeader) -> Bool {
+        guard header.rsv == 0 else {
+            return protocolFailure(.protocolError, "reserved bits set without a negotiated extension")
+        }
+        switch role {
+        case .server where header.maskingKey == nil:
+            return protocolFailure(.protocolError, "client frames must be masked")
+        case .client where header.maskingKey != nil:
+            return protocolFailure(.protocolError, "server frames must not be masked")
+        default:
+            break
+        }
+        let opcode = header.opcode
+        guard opcode.isDefined else {
+            return protocolFailure(.protocolError, "reserved opcode 0x\(String(opcode.rawValue, radix: 16))")
+        }
+        self.header = header
+        if opcode.isControl {
+            guard header.fin else { return protocolFailure(.protocolError, "fragmented control frame") }
+            guard header.payloadLength <= 125 else {
+                return protocolFailure(.protocolError, "control frame payload longer than 125 bytes")
+            }
+            controlBuffer.removeAll(keepingCapacity: true)
+            return true
+        }
+        if opcode == .continuation {
+            guard messageOpcode != nil else {
+                return protocolFailure(.protocolError, "continuation frame without a message to continue")
+            }
+        } else {
+            guard messageOpcode == nil else {
+                return protocolFailure(.protocolError, "new data frame inside a fragmented message")
+            }
+            messageOpcode = opcode
+            messageLength = 0
+            utf8.reset()
+        }
+        guard header.payloadLength <= maxFrameSize else {
+            return protocolFailure(.messageTooBig, "frame of \(header.payloadLength) bytes exceeds maxReceivedFrameSize \(maxFrameSize)")
+        }
+        guard header.payloadLength <= maxMessageSize - messageLength else {
+            return protocolFailure(.messageTooBig, "message exceeds maxReceivedMessageSize \(maxMessageSize)")
+        }
+        messageLength += header.payloadLength
+        return true
+    }
+
+    func framePayload(_ chunk: UnsafeMutableRawBufferPointer, isEnd: Bool) -> Bool {
+        let header = self.header
+        if header.opcode.isControl {
+            controlBuffer.append(contentsOf: chunk)
+            return isEnd ? handleControlFrame(header.opcode) : true
+        }
+        let isText = messageOpcode == .text
+        let endsMessage = isEnd && header.fin
+        if isText {
+            guard utf8.validate(UnsafeRawBufferPointer(chunk)) else {
+                return protocolFailure(.invalidUTF8, "text message is not valid UTF-8")
+            }
+            if endsMessage && !utf8.isAtBoundary {
+                return protocolFailure(.invalidUTF8, "text message ends inside a UTF-8 sequence")
+            }
+        }
+        if assembleFragments {
+            if endsMessage && messageBuffer.isEmpty && chunk.count == messageLength {
+                // The whole message arrived in this read: deliver it without an intermediate copy.
+                output.deliverMessage(Self.message(isText: isText, bytes: UnsafeRawBufferPointer(chunk)))
+            } else {
+                if messageBuffer.isEmpty { messageBuffer.reserveCapacity(header.payloadLength) }
+                messageBuffer.append(contentsOf: chunk)
+                if endsMessage {
+                    let bytes = messageBuffer
+                    messageBuffer = []
+                    output.deliverMessage(
+                        isText ? .text(String(decoding: bytes, as: UTF8.self)) : .binary(bytes))
+                }
+            }
+        } else {
+            if frameBuffer.isEmpty { frameBuffer.reserveCapacity(header.payloadLength) }
+            frameBuffer.append(contentsOf: chunk)
+            if isEnd {
+                let frame = WebSocketFrame(fin: header.fin, opcode: header.opcode, payload: frameBuffer)
+                frameBuffer = []
+                output.deliverFrame(frame)
+            }
+        }
+        if endsMessage { messageOpcode = nil }
+        return state != .closed
+    }
+
+    func frameError(_ reason: String) {
+        _ = protocolFailure(.protocolError, reason)
+    }
+
+    // MARK: Helpers
+
+    private func handleControlFrame(_ opcode: WebSocketOpcode) -> Bool {
+        switch opcode {
+        case .ping:
+            if state == .open { output.deliverPing(controlBuffer) }
+            return true
+        case .pong:
+            output.deliverPong(controlBuffer)
+            return true
+        default:
+            return handleClose()
+        }
+    }
+
+    private func handleClose() -> Bool {
+        let parsed = controlBuffer.withUnsafeBytes { ClosePayload.parse($0) }
+        switch parsed {
+        case .failure(let error):
+            return protocolFailure(.protocolError, "invalid close frame: \(error)")
+        case .success(let (code, reason)):
+            recordClose(code ?? .noStatusReceived, reason)
+            if state == .open {
+                // Echo the peer's status code (RFC 6455 §5.5.1); an empty close gets an empty reply.
+                output.sendControlFrame(.close, payload: code.map { Self.closePayload(code: $0, reason: "") } ?? [])
+            }
+            state = .closed
+            switch role {
+            case .server: output.closeTransport(graceful: true)
+            case .client: output.startCloseTimer()  // the server closes TCP first (§7.1.1)
+            }
+            return false
+        }
+    }
+
+    /// Fails the connection (§7.1.7): report, send a close with the matching code, close TCP.
+    private func protocolFailure(_ code: WebSocketError.Code, _ reason: String) -> Bool {
+        let closeCode: WebSocketCloseCode =
+            code == .invalidUTF8 ? .invalidFramePayloadData : (code == .messageTooBig ? .messageTooBig : .protocolError)
+        output.reportError(WebSocketError(code, reason))
+        fail(code: closeCode, reason: reason)
+        return false
+    }
+
+    private func recordClose(_ code: WebSocketCloseCode, _ reason: String) {
+        closeCode = code
+        closeReason = reason
+    }
+
+    static func closePayload(code: WebSocketCloseCode, reason: String) -> [UInt8] {
+        code.isValidOnWire ? ClosePayload.encode(code: code, reason: reason) : []
+    }
+
+    static func message(isText: Bool, bytes: UnsafeRawBufferPointer) -> WebSocketMessage {
+        isText ? .text(String(decoding: bytes.assumingMemoryBound(to: UInt8.self), as: UTF8.self)) : .binary(Array(bytes))
+    }
+}

@@ -1,0 +1,261 @@
+import Dispatch
+import Synchronization
+
+/// A WebSocket server (RFC 6455) on POSIX sockets and Dispatch, in the style of WebSocket-Node.
+///
+/// ```swift
+/// let server = WebSocketServer()
+/// server.onRequest = { request in
+///     guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
+///     connection.onMessage = { message in connection.send(message) }   // echo
+/// }
+/// let address = try server.listen(host: "127.0.0.1", port: 8080)
+/// print("listening on \(address)")
+/// dispatchMain()
+/// ```
+///
+/// ## Threading
+/// Connections are spread over a few serial *loop* queues (one per CPU the process may use).
+/// `onRequest`, `onConnect`, `onClose` and `onHTTPRequest` run on the loop queue of the
+/// connection concerned; every connection's own events run on its loop queue too. All methods are
+/// safe to call from any thread. Set the event handlers before calling ``listen(host:port:)``.
+public final class WebSocketServer: @unchecked Sendable {
+    // @unchecked Sendable: mutable state is guarded by `lock` (handlers, tracked connections and
+    // sessions, the listener) and is never touched on the per-message path.
+
+    /// Server settings. Every limit has a documented default.
+    public struct Configuration: Sendable {
+        /// Settings of each accepted connection (limits, fragmentation, timeouts, keepalive).
+        public var connection = WebSocketConfiguration()
+        /// The largest HTTP request head (request line and headers) accepted; larger gets 431.
+        /// Default: 16 KiB.
+        public var maxHeaderBytes = 16 * 1024
+        /// Time for a client to send a complete request (and for the app to accept or reject an
+        /// upgrade); also the idle limit of a keep-alive HTTP connection. Default: 10 seconds.
+        public var handshakeTimeout: Duration = .seconds(10)
+        /// The largest plain-HTTP request body accepted; larger gets 413. Default: 1 MiB.
+        public var maxHTTPBodyBytes = 1024 * 1024
+        /// Accept every valid upgrade without an `onRequest` decision (no subprotocol).
+        /// Default: `false`.
+        public var autoAcceptConnections = false
+        /// Take the client address from `X-Forwarded-For`. Only for servers behind a proxy that
+        /// sets it: otherwise clients could claim any address. Default: `false`.
+        public var trustXForwardedFor = false
+        /// Upgrades beyond this many open connections get 503. Default: `nil` (no limit).
+        public var maxConnections: Int? = nil
+        /// The listen backlog. Default: 1024.
+        public var backlog: Int32 = 1024
+        /// How many loop queues to use; `nil` means one per CPU the process may run on
+        /// (shared by all servers and clients of the process). Default: `nil`.
+        public var loopCount: Int? = nil
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    let group: EventLoopGroup
+
+    private struct Handlers {
+        var request: (@Sendable (WebSocketRequest) -> Void)?
+        var connect: (@Sendable (WebSocketConnection) -> Void)?
+        var close: (@Sendable (WebSocketConnection, WebSocketCloseCode, String) -> Void)?
+        var http: (@Sendable (HTTPRequest) -> HTTPResponse)?
+        var error: (@Sendable (WebSocketError) -> Void)?
+    }
+
+    private let lock = Lock()
+    private var handlers = Handlers()
+    private var listener: Listener?
+    private var liveConnections: [ObjectIdentifier: WebSocketConnection] = [:]
+    private var sessions: [ObjectIdentifier: HTTPServerSession] = [:]
+    private var shutDownWaiters: [@Sendable () -> Void] = []
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        self.group = configuration.loopCount.map { EventLoopGroup(count: $0) } ?? .shared
+    }
+
+    // MARK: Events
+
+    /// A client asks to open a WebSocket: accept or reject it (see ``WebSocketRequest``).
+    /// Not called when ``Configuration/autoAcceptConnections`` is set. Without a handler,
+    /// requests are rejected with 403.
+    public var onRequest: (@Sendable (WebSocketRequest) -> Void)? {
+        get { lock.withLock { handlers.request } }
+        set { lock.withLock { handlers.request = newValue } }
+    }
+
+    /// A connection was accepted; runs before its first event, so handlers set here miss nothing.
+    public var onConnect: (@Sendable (WebSocketConnection) -> Void)? {
+        get { lock.withLock { handlers.connect } }
+        set { lock.withLock { handlers.connect = newValue } }
+    }
+
+    /// An accepted connection closed (after its own `onClose`).
+    public var onClose: (@Sendable (WebSocketConnection, WebSocketCloseCode, String) -> Void)? {
+        get { lock.withLock { handlers.close } }
+        set { lock.withLock { handlers.close = newValue } }
+    }
+
+    /// Answers plain HTTP requests on the same port (e.g. the page that opens the WebSocket).
+    /// Runs on a loop queue: return quickly. Without a handler such requests get 426.
+    public var onHTTPRequest: (@Sendable (HTTPRequest) -> HTTPResponse)? {
+        get { lock.withLock { handlers.http } }
+        set { lock.withLock { handlers.http = newValue } }
+    }
+
+    /// The accept loop failed, e.g. the process ran out of file descriptors (accepting pauses
+    /// briefly and resumes by itself).
+    public var onError: (@Sendable (WebSocketError) -> Void)? {
+        get { lock.withLock { handlers.error } }
+        set { lock.withLock { handlers.error = newValue } }
+    }
+
+    var httpHandler: (@Sendable (HTTPRequest) -> HTTPResponse)? { lock.withLock { handlers.http } }
+
+    // MARK: Listening
+
+    /// Starts listening and returns the bound address (with the real port when `port` is 0).
+    ///
+    /// - Parameters:
+    ///   - host: a numeric IPv4/IPv6 address or a host name; `"0.0.0.0"` or `"::"` for all interfaces.
+    ///   - port: the TCP port; 0 picks a free one.
+    @discardableResult
+    public func listen(host: String = "127.0.0.1", port: Int) throws(WebSocketError) -> SocketAddress {
+        let acceptLoop = group.loops[0]
+        let listener = try Listener(host: host, port: port, backlog: configuration.backlog, queue: acceptLoop.queue)
+        let alreadyListening = lock.withLock { () -> Bool in
+            if self.listener != nil { return true }
+            self.listener = listener
+            return false
+        }
+        if alreadyListening {
+            listener.stop()
+            throw WebSocketError(.invalidArgument, "the server is already listening")
+        }
+        acceptLoop.queue.async { [self] in
+            listener.start(
+                onAccept: { [self] socket in accepted(socket) },
+                onError: { [self] error in lock.withLock { handlers.error }?(error) })
+        }
+        return listener.address
+    }
+
+    /// The address the server listens on, `nil` before ``listen(host:port:)`` and after shutdown.
+    public var localAddress: SocketAddress? { lock.withLock { listener?.address } }
+
+    private func accepted(_ socket: Socket) {
+        let loop = group.next()
+        let session = HTTPServerSession(channel: SocketChannel(socket: socket, loop: loop), server: self)
+        lock.withLock { sessions[ObjectIdentifier(session)] = session }
+        loop.execute { session.start() }
+    }
+
+    // MARK: Connections
+
+    /// The open connections.
+    public var connections: [WebSocketConnection] { lock.withLock { Array(liveConnections.values) } }
+
+    var connectionCount: Int { lock.withLock { liveConnections.count } }
+
+    func dispatch(_ request: WebSocketRequest) {
+        if configuration.autoAcceptConnections {
+            _ = try? request.accept()
+            return
+        }
+        guard let handler = lock.withLock({ handlers.request }) else {
+            return request.reject(status: 403, reason: "this server accepts no WebSocket connections")
+        }
+        handler(request)
+    }
+
+    func register(_ connection: WebSocketConnection) {
+        let id = ObjectIdentifier(connection)
+        lock.withLock { liveConnections[id] = connection }
+        connection.closeObservers.append { [self] connection in
+            let (closeHandler, waiters) = lock.withLock { () -> ((@Sendable (WebSocketConnection, WebSocketCloseCode, String) -> Void)?, [@Sendable () -> Void]) in
+                liveConnections.removeValue(forKey: id)
+                guard liveConnections.isEmpty && sessions.isEmpty else { return (handlers.close, []) }
+                defer { shutDownWaiters = [] }
+                return (handlers.close, shutDownWaiters)
+            }
+            closeHandler?(connection, connection.closeReasonCode ?? .abnormalClosure, connection.closeDescription ?? "")
+            for waiter in waiters { waiter() }
+        }
+        lock.withLock { handlers.connect }?(connection)
+    }
+
+    func sessionEnded(_ session: HTTPServerSession) {
+        let waiters = lock.withLock { () -> [@Sendable () -> Void] in
+            sessions.removeValue(forKey: ObjectIdentifier(session))
+            guard liveConnections.isEmpty && sessions.isEmpty else { return [] }
+            defer { shutDownWaiters = [] }
+            return shutDownWaiters
+        }
+        for waiter in waiters { waiter() }
+    }
+
+    /// Sends a text message to every open connection. The payload is shared, not copied, and a
+    /// slow receiver does not hold up the others.
+    public func broadcastUTF(_ text: String) {
+        var text = text
+        text.makeContiguousUTF8()
+        broadcast(.text(text))
+    }
+
+    /// Sends a binary message to every open connection, sharing one payload buffer.
+    public func broadcastBytes(_ bytes: [UInt8]) {
+        broadcast(.binary(bytes))
+    }
+
+    private func broadcast(_ message: WebSocketMessage) {
+        let targets = connections
+        // One hop per loop, not per connection.
+        var byLoop: [ObjectIdentifier: (EventLoop, [WebSocketConnection])] = [:]
+        for connection in targets {
+            byLoop[ObjectIdentifier(connection.loop), default: (connection.loop, [])].1.append(connection)
+        }
+        for (loop, members) in byLoop.values {
+            let members = members
+            loop.execute {
+                loop.runEvent {
+                    for connection in members { connection.send(message) }
+                }
+            }
+        }
+    }
+
+    /// Starts the closing handshake on every open connection.
+    public func closeAllConnections(code: WebSocketCloseCode = .normalClosure, description: String = "") {
+        for connection in connections { connection.close(code: code, description: description) }
+    }
+
+    /// Stops listening, closes every connection with 1001 ("going away"), waits for them to
+    /// close (each is bounded by its `closeTimeout`), then calls `completion` (on an arbitrary queue).
+    public func shutDown(completion: (@Sendable () -> Void)? = nil) {
+        let (listener, sessions, connections, done) = lock.withLock {
+            () -> (Listener?, [HTTPServerSession], [WebSocketConnection], Bool) in
+            let listener = self.listener
+            self.listener = nil
+            if let completion { shutDownWaiters.append(completion) }
+            let done = liveConnections.isEmpty && self.sessions.isEmpty
+            if done { shutDownWaiters = [] }
+            return (listener, Array(self.sessions.values), Array(liveConnections.values), done)
+        }
+        if let listener { group.loops[0].queue.async { listener.stop() } }
+        for session in sessions {
+            session.channel.loop.execute { session.shutDown() }
+        }
+        for connection in connections {
+            connection.close(code: .goingAway, description: "server shutting down")
+        }
+        if done { completion?() }
+    }
+
+    /// Async form of ``shutDown(completion:)``.
+    public func shutDown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            shutDown { continuation.resume() }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Something that wants a coarse periodic tick on its loop (timeouts, keepalive).
+protocol LoopTickHandler: AnyObject {
+    func loopTick(now: UInt64)
+}
+
+/// One serial queue that runs every callback of the connections assigned to it, plus the
+/// scratch memory those callbacks share: the read buffer, the iovec array and the frame-header
+/// arena. Sharing them per loop (uWebSockets-style) keeps an idle connection free of buffers.
+///
+/// Everything here is touched only on ``queue``, which is why it is `@unchecked Sendable`.
+final class EventLoop: @unchecked Sendable {
+    let queue: DispatchQueue
+    /// How often timeouts and keepalive are checked. Timeouts are accurate to this.
+    static let tickInterval: UInt64 = 100_000_000
+
+    /// Bytes read per `read` call; large enough for one 64 KiB TCP segment burst.
+    static let readBufferSize = 256 * 1024
+    /// Chunks gathered into one `sendmsg`.
+    static let maxGather = 64
+
+    nonisolated(unsafe) private static let key = DispatchSpecificKey<UnsafeMutableRawPointer>()
+
+    private(set) lazy var readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readBufferSize, alignment: 16)
+    let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: 2 * EventLoop.maxGather)
+    let headerArena = UnsafeMutableRawPointer.allocate(byteCount: EventLoop.maxGather * FrameHeader.maxSize, alignment: 8)
+
+    /// Channels with queued bytes, written when the current event ends (corking).
+    private var pendingFlush: [SocketChannel] = []
+    private var eventDepth = 0
+    private var flushScheduled = false
+
+    /// The time of the last tick: cheap to read on every event, accurate to `tickInterval`.
+    private(set) var coarseNow: UInt64 = EventLoop.now()
+
+    private var tickHandlers: [ObjectIdentifier: LoopTickHandler] = [:]
+    private var tickTimer: DispatchSourceTimer?
+
+    init(label: String) {
+        queue = DispatchQueue(label: label)
+        queue.setSpecific(key: Self.key, value: Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        tickTimer?.cancel()
+        iovecs.deallocate()
+        headerArena.deallocate()
+    }
+
+    /// Whether the caller runs on this loop's queue.
+    var inLoop: Bool {
+        DispatchQueue.getSpecific(key: Self.key) == Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    /// Runs `body` on the loop: inline when already there, otherwise asynchronously.
+    func execute(_ body: @escaping @Sendable () -> Void) {
+        if inLoop { body() } else { queue.async(execute: body) }
+    }
+
+    // MARK: Corked writes
+
+    /// Runs one event (a read, a tick, a hop from another thread): sends made inside it are
+    /// written together when it ends.
+    func runEvent<R>(_ body: () -> R) -> R {
+        eventDepth += 1
+        let result = body()
+        eventDepth -= 1
+        if eventDepth == 0 { flushPending() }
+        return result
+    }
+
+    /// Asks for `channel` to be written at the end of the current event (or soon, when there is
+    /// no event running, e.g. an app's own `queue.async`).
+    func scheduleFlush(_ channel: SocketChannel) {
+        pendingFlush.append(channel)
+        if eventDepth == 0 && !flushScheduled {
+            flushScheduled = true
+            queue.async { [self] in
+                flushScheduled = false
+                runEvent {}
+            }
+        }
+    }
+
+    private func flushPending() {
+        var i = 0
+        while i < pendingFlush.count {  // a flush may schedule more
+            pendingFlush[i].flushIfPending()
+            i += 1
+        }
+        pendingFlush.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: Ticks
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    func addTickHandler(_ handler: LoopTickHandler) {
+        tickHandlers[ObjectIdentifier(handler)] = handler
+        if tickTimer == nil {
+            coarseNow = Self.now()
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(
+                deadline: .now() + .nanoseconds(Int(Self.tickInterval)), repeating: .nanoseconds(Int(Self.tickInterval)),
+                leeway: .milliseconds(10))
+            timer.setEventHandler { [unowned self] in tick() }
+            timer.resume()
+            tickTimer = timer
+        }
+    }
+
+    func removeTickHandler(_ handler: LoopTickHandler) {
+        tickHandlers.removeValue(forKey: ObjectIdentifier(handler))
+        if tickHandlers.isEmpty, let timer = tickTimer {
+            timer.cancel()
+            tickTimer = nil
+        }
+    }
+
+    private func tick() {
+        let now = Self.now()
+        coarseNow = now
+        runEvent {
+            for handler in Array(tickHandlers.values) {
+                handler.loopTick(now: now)
+            }
+        }
+    }
+}

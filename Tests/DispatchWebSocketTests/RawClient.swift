@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+@testable import DispatchWebSocket
+
+/// A blocking raw-socket client for integration tests: it writes exactly the bytes a test wants
+/// (valid or not) and reads what the server answers. Every read has a receive timeout, so a
+/// server that never answers fails the test instead of hanging it.
+final class RawClient {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+    var decoder = WebSocketFrameDecoder()
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    init(port: Int, host: String = "127.0.0.1", timeoutSeconds: Int = 10) throws {
+        let address = try Socket.resolve(host: host, port: port, passive: false)[0]
+        fd = socket(Int32(address.family), Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let status = address.withSockAddr { connect(fd, $0, $1) }
+        guard status == 0 else {
+            close(fd)
+            throw Failure(description: "connect failed: errno \(errno)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func write(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw Failure(description: "send failed: errno \(errno)") }
+            offset += n
+        }
+    }
+
+    func write(_ text: String) throws { try write(Array(text.utf8)) }
+
+    /// Reads more bytes into the buffer; false on EOF.
+    @discardableResult
+    private func fill() throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n == 0 { return false }
+        guard n > 0 else {
+            if errno == ECONNRESET { return false }
+            throw Failure(description: "recv failed or timed out: errno \(errno)")
+        }
+        buffer.append(contentsOf: chunk[0..<n])
+        return true
+    }
+
+    /// Reads an HTTP response head (up to the blank line) and returns it as text.
+    func readHTTPHead() throws -> String {
+        while true {
+            if let end = buffer.firstRange(of: Array("\r\n\r\n".utf8)) {
+                let head = String(decoding: buffer[..<end.upperBound], as: UTF8.self)
+                buffer.removeSubrange(..<end.upperBound)
+                return head
+            }
+            guard try fill() else { throw Failure(description: "EOF before the end of the HTTP head: \(String(decoding: buffer, as: UTF8.self))") }
+        }
+    }
+
+    /// Reads a whole HTTP response with a Content-Length body.
+    func readHTTPResponse() throws -> (head: String, body: String) {
+        let head = try readHTTPHead()
+        var length = 0
+        for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+            length = Int(line.split(separator: ":")[1].trimmingCharacters()) ?? 0
+        }
+        while buffer.count < length {
+            guard try fill() else { break }
+        }
+        let body = String(decoding: buffer.prefix(length), as: UTF8.self)
+        buffer.removeFirst(min(length, buffer.count))
+        return (head, body)
+    }
+
+    /// Performs the opening handshake and returns the 101 response head.
+    @discardableResult
+    func upgrade(path: String = "/", protocols: [String] = [], extraHeaders: String = "") throws -> String {
+        var request = "GET \(path) HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        if !protocols.isEmpty { request += "Sec-WebSocket-Protocol: \(protocols.joined(separator: ", "))\r\n" }
+        request += extraHeaders + "\r\n"
+        try write(request)
+        let head = try readHTTPHead()
+        guard head.hasPrefix("HTTP/1.1 101") else { throw Failure(description: "upgrade refused: \(head)") }
+        guard head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") else { throw Failure(description: "wrong accept key: \(head)") }
+        return head
+    }
+
+    /// Sends one masked frame.
+    func send(_ opcode: WebSocketOpcode, _ payload: [UInt8], fin: Bool = true, rsv1: Bool = false) throws {
+        try write(WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, maskingKey: .random(), payload: payload).encoded())
+    }
+
+    func sendText(_ text: String, fin: Bool = true) throws { try send(.text, Array(text.utf8), fin: fin) }
+
+    func sendClose(code: UInt16?, reason: String = "") throws {
+        var payload: [UInt8] = []
+        if let code { payload = [UInt8(code >> 8), UInt8(code & 0xFF)] + Array(reason.utf8) }
+        try send(.close, payload)
+    }
+
+    /// Reads the next frame; nil on EOF.
+    func readFrame() throws -> WebSocketFrame? {
+        while true {
+            if !pending.isEmpty { return pending.removeFirst() }
+            pending = try decoder.decode(buffer)
+            buffer.removeAll()
+            if !pending.isEmpty { continue }
+            guard try fill() else { return nil }
+        }
+    }
+    private var pending: [WebSocketFrame] = []
+
+    /// Reads frames until a data or close frame (answering nothing), returning it.
+    func readFrame(skippingPings: Bool) throws -> WebSocketFrame? {
+        while let frame = try readFrame() {
+            if skippingPings && (frame.opcode == .ping || frame.opcode == .pong) { continue }
+            return frame
+        }
+        return nil
+    }
+
+    /// Reads until EOF, returning the frames seen; throws if the server does not close in time.
+    func readUntilClosed() throws -> [WebSocketFrame] {
+        var frames: [WebSocketFrame] = []
+        while let frame = try readFrame() { frames.append(frame) }
+        shutdown(fd, Int32(SHUT_WR))  // as a well-behaved client: close our side too
+        return frames
+    }
+
+    /// The close code in a close frame.
+    static func closeCode(_ frame: WebSocketFrame) -> UInt16? {
+        guard frame.opcode == .close, frame.payload.count >= 2 else { return nil }
+        return UInt16(frame.payload[0]) << 8 | UInt16(frame.payload[1])
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}
