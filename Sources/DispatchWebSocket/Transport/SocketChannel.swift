@@ -86,12 +86,15 @@ final class SocketChannel: @unchecked Sendable {
         loop.runEvent {
             let buffer = loop.readBuffer
             // A few reads per wake-up, so a fast sender cannot starve the loop's other sockets.
-            for _ in 0..<4 {
+            for _ in 0..<8 {
                 guard state != .closed, !readPaused else { return }
                 switch socket.read(into: buffer) {
                 case .bytes(let n):
                     handler?.channelRead(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
-                    if n < buffer.count { return }
+                    // A short read usually means the socket is drained. Not after our half-close:
+                    // libdispatch stops watching a descriptor once epoll reports EPOLLHUP, so the
+                    // peer's EOF must be read now or it would never be seen.
+                    if n < buffer.count && state != .halfClosed && state != .shuttingDown { return }
                 case .wouldBlock:
                     return
                 case .endOfFile:
