@@ -10,7 +10,7 @@ final class RecordingOutput: ConnectionStateMachineOutput {
         case ping([UInt8])
         case pong([UInt8])
         case error(WebSocketError.Code)
-        case closeTransport(graceful: Bool)
+        case closeTransport(TransportCloseMode)
         case startCloseTimer
     }
     var actions: [Action] = []
@@ -21,7 +21,7 @@ final class RecordingOutput: ConnectionStateMachineOutput {
     func deliverPing(_ payload: [UInt8]) { actions.append(.ping(payload)) }
     func deliverPong(_ payload: [UInt8]) { actions.append(.pong(payload)) }
     func reportError(_ error: WebSocketError) { actions.append(.error(error.code)) }
-    func closeTransport(graceful: Bool) { actions.append(.closeTransport(graceful: graceful)) }
+    func closeTransport(_ mode: TransportCloseMode) { actions.append(.closeTransport(mode)) }
     func startCloseTimer() { actions.append(.startCloseTimer) }
 
     /// The close code of the first close frame sent.
@@ -64,7 +64,7 @@ final class ConnectionStateMachineTests: XCTestCase {
         let machine = machine(role: role, configure: configure)
         feed(machine, bytes)
         XCTAssertEqual(output.sentCloseCode, code, "actions: \(output.actions)", file: file, line: line)
-        XCTAssertEqual(output.actions.last, .closeTransport(graceful: true), file: file, line: line)
+        XCTAssertEqual(output.actions.last, .closeTransport(.halfCloseAndDrain), file: file, line: line)
         XCTAssertEqual(machine.state, .closed, file: file, line: line)
         XCTAssertEqual(machine.transportClosed().code.rawValue, code, file: file, line: line)
     }
@@ -159,7 +159,7 @@ final class ConnectionStateMachineTests: XCTestCase {
     func testCloseIsEchoedAndTheServerClosesTCP() {
         let machine = machine()
         feed(machine, frame(.close, [0x0B, 0xB8] + Array("bye".utf8)))  // 3000
-        XCTAssertEqual(output.actions, [.send(.close, [0x0B, 0xB8]), .closeTransport(graceful: true)])
+        XCTAssertEqual(output.actions, [.send(.close, [0x0B, 0xB8]), .closeTransport(.afterFlush)])
         XCTAssertEqual(machine.transportClosed().code, WebSocketCloseCode(rawValue: 3000))
         XCTAssertFalse(machine.canSendData)
     }
@@ -167,7 +167,7 @@ final class ConnectionStateMachineTests: XCTestCase {
     func testEmptyCloseGetsAnEmptyReplyAndReports1005() {
         let machine = machine()
         feed(machine, frame(.close, []))
-        XCTAssertEqual(output.actions, [.send(.close, []), .closeTransport(graceful: true)])
+        XCTAssertEqual(output.actions, [.send(.close, []), .closeTransport(.afterFlush)])
         XCTAssertEqual(machine.transportClosed().code, .noStatusReceived)
     }
 
@@ -176,7 +176,7 @@ final class ConnectionStateMachineTests: XCTestCase {
         feed(machine, frame(.close, [0x03, 0xE8], masked: false))
         XCTAssertEqual(output.actions, [.send(.close, [0x03, 0xE8]), .startCloseTimer])
         machine.closeTimerFired()
-        XCTAssertEqual(output.actions.last, .closeTransport(graceful: false))
+        XCTAssertEqual(output.actions.last, .closeTransport(.immediately))
         XCTAssertEqual(machine.transportClosed().code, .normalClosure)
     }
 
@@ -194,7 +194,7 @@ final class ConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(output.actions, [.send(.close, [0x03, 0xE9] + Array("bye".utf8)), .startCloseTimer])
         XCTAssertFalse(machine.close(code: .normalClosure, reason: ""), "a second close does nothing")
         feed(machine, frame(.text, Array("late".utf8)) + frame(.close, [0x03, 0xE9]))
-        XCTAssertEqual(output.actions.suffix(2), [.message(.text("late")), .closeTransport(graceful: true)])
+        XCTAssertEqual(output.actions.suffix(2), [.message(.text("late")), .closeTransport(.afterFlush)])
         XCTAssertEqual(machine.transportClosed().code, .goingAway)
     }
 
@@ -202,7 +202,7 @@ final class ConnectionStateMachineTests: XCTestCase {
         let machine = machine()
         machine.close(code: .normalClosure, reason: "")
         machine.closeTimerFired()
-        XCTAssertEqual(output.actions.last, .closeTransport(graceful: false))
+        XCTAssertEqual(output.actions.last, .closeTransport(.immediately))
         XCTAssertEqual(machine.transportClosed().code, .abnormalClosure)
     }
 

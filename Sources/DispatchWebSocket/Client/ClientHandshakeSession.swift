@@ -27,6 +27,7 @@ final class ClientHandshakeSession: @unchecked Sendable {
     private var addresses: [SocketAddress] = []
     private var lastConnectError: WebSocketError?
     private var pendingSocket: Socket?
+    private var connectingTo: SocketAddress?
     private var connectSource: DispatchSourceWrite?
     private var channel: SocketChannel?
     private var parser: HTTPHeadParser
@@ -86,6 +87,7 @@ final class ClientHandshakeSession: @unchecked Sendable {
         let address = addresses.removeFirst()
         do throws(WebSocketError) {
             let (socket, connected) = try Socket.connect(to: address)
+            connectingTo = address
             if connected { return handshake(on: socket) }
             pendingSocket = socket
             let source = DispatchSource.makeWriteSource(fileDescriptor: socket.fd, queue: loop.queue)
@@ -123,7 +125,7 @@ final class ClientHandshakeSession: @unchecked Sendable {
     private func handshake(on socket: Socket) {
         state = .awaitingHead
         deadline = EventLoop.now() + client.configuration.handshakeTimeout.nanoseconds
-        let channel = SocketChannel(socket: socket, loop: loop)
+        let channel = SocketChannel(socket: socket, loop: loop, peerAddress: connectingTo)
         self.channel = channel
         channel.handler = self
         channel.socket.setNoDelay(client.configuration.connection.disableNagleAlgorithm)

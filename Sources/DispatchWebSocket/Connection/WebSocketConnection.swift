@@ -28,7 +28,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// The peer's address and port.
     public let remoteAddress: SocketAddress?
     /// Our own address and port.
-    public let localAddress: SocketAddress?
+    public var localAddress: SocketAddress? { channel.socket.localAddress() }
     /// The configuration the connection was opened with.
     public let configuration: WebSocketConfiguration
 
@@ -82,14 +82,12 @@ public final class WebSocketConnection: @unchecked Sendable {
         self.isServer = role == .server
         self.protocol = `protocol`
         self.configuration = configuration
-        self.remoteAddress = channel.socket.peerAddress()
-        self.localAddress = channel.socket.localAddress()
+        self.remoteAddress = channel.peerAddress
         self.machine = ConnectionStateMachine(role: role, configuration: configuration, output: self)
     }
 
     /// Takes over the channel and processes bytes that arrived with the handshake. On the loop.
     func start(initialBytes: [UInt8]) {
-        channel.socket.setNoDelay(configuration.disableNagleAlgorithm)
         channel.handler = self
         lastInbound = EventLoop.now()
         loop.addTickHandler(self)
@@ -164,13 +162,14 @@ public final class WebSocketConnection: @unchecked Sendable {
         if stored { handlersChanged.store(true, ordering: .releasing) }
     }
 
+    /// Brings the loop's copy of the handlers up to date when a setter changed them; events then
+    /// read single fields of `handlers` (copying the whole struct would retain every closure).
     @inline(__always)
-    private func currentHandlers() -> Handlers {
+    private func refreshHandlers() {
         if handlersChanged.load(ordering: .acquiring) {
             handlersChanged.store(false, ordering: .relaxed)
             handlers = handlerStore.withLock { $0 }
         }
-        return handlers
     }
 
     // MARK: State
@@ -268,21 +267,32 @@ public final class WebSocketConnection: @unchecked Sendable {
     private func submitMessage(
         _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, _ completion: WebSocketSendCompletion?
     ) {
-        onLoop { [self] in
-            guard machine.canSendData else { return notConnected(completion) }
-            let threshold = configuration.fragmentOutgoingMessages ? max(1, configuration.fragmentationThreshold) : Int.max
-            var start = 0
-            var frameOpcode = opcode
-            repeat {
-                let end = count - start > threshold ? start + threshold : count
-                let isLast = end == count
-                enqueueFrame(
-                    FrameHeader(fin: isLast, opcode: frameOpcode, payloadLength: end - start),
-                    payload, start..<end, priority: false, isLast ? completion : nil)
-                frameOpcode = .continuation
-                start = end
-            } while start < count
+        // On the loop (the common case: replying from an event handler) no closure is allocated.
+        guard loop.inLoop else {
+            loop.queue.async { [self, loop] in
+                loop.runEvent { enqueueMessage(opcode, payload, count: count, completion) }
+            }
+            return
         }
+        enqueueMessage(opcode, payload, count: count, completion)
+    }
+
+    private func enqueueMessage(
+        _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, _ completion: WebSocketSendCompletion?
+    ) {
+        guard machine.canSendData else { return notConnected(completion) }
+        let threshold = configuration.fragmentOutgoingMessages ? max(1, configuration.fragmentationThreshold) : Int.max
+        var start = 0
+        var frameOpcode = opcode
+        repeat {
+            let end = count - start > threshold ? start + threshold : count
+            let isLast = end == count
+            enqueueFrame(
+                FrameHeader(fin: isLast, opcode: frameOpcode, payloadLength: end - start),
+                payload, start..<end, priority: false, isLast ? completion : nil)
+            frameOpcode = .continuation
+            start = end
+        } while start < count
     }
 
     private func submitControl(_ opcode: WebSocketOpcode, _ data: [UInt8], _ completion: WebSocketSendCompletion?) {
@@ -340,7 +350,8 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     private func finish(code: WebSocketCloseCode, reason: String, error: WebSocketError?) {
         loop.removeTickHandler(self)
-        let handlers = currentHandlers()
+        refreshHandlers()
+        let handlers = self.handlers
         handlerStore.withLock { stored in
             shared.withLock {
                 $0.isOpen = false
@@ -369,36 +380,45 @@ extension WebSocketConnection: ConnectionStateMachineOutput {
     }
 
     func deliverMessage(_ message: WebSocketMessage) {
-        currentHandlers().message?(message)
+        refreshHandlers()
+        handlers.message?(message)
     }
 
     func deliverFrame(_ frame: WebSocketFrame) {
-        currentHandlers().frame?(frame)
+        refreshHandlers()
+        handlers.frame?(frame)
     }
 
     func deliverPing(_ payload: [UInt8]) {
         let event = WebSocketPingEvent()
-        currentHandlers().ping?(payload, event)
+        refreshHandlers()
+        handlers.ping?(payload, event)
         if !event.isCancelled && machine.canSendData {
             enqueueFrame(FrameHeader(opcode: .pong, payloadLength: payload.count), .bytes(payload), 0..<payload.count, priority: true, nil)
         }
     }
 
     func deliverPong(_ payload: [UInt8]) {
-        currentHandlers().pong?(payload)
+        refreshHandlers()
+        handlers.pong?(payload)
     }
 
     func reportError(_ error: WebSocketError) {
-        currentHandlers().error?(error)
+        refreshHandlers()
+        handlers.error?(error)
     }
 
-    func closeTransport(graceful: Bool) {
+    func closeTransport(_ mode: TransportCloseMode) {
         shared.withLock { $0.isOpen = false }
-        if graceful {
+        switch mode {
+        case .immediately:
+            channel.close()
+        case .afterFlush:
+            channel.closeAfterFlush()
+            lingerDeadline = EventLoop.now() + configuration.closeTimeout.nanoseconds
+        case .halfCloseAndDrain:
             channel.closeGracefully()
             lingerDeadline = EventLoop.now() + configuration.closeTimeout.nanoseconds
-        } else {
-            channel.close()
         }
     }
 
@@ -421,7 +441,8 @@ extension WebSocketConnection: ChannelHandler {
     func channelWritable() {
         if aboveHighWater || channel.bufferedAmount == 0 {
             aboveHighWater = false
-            currentHandlers().drain?()
+            refreshHandlers()
+        handlers.drain?()
         }
     }
 

@@ -4,6 +4,17 @@ enum WebSocketRole: Sendable {
     case client
 }
 
+/// How to end the TCP connection.
+enum TransportCloseMode: Equatable {
+    /// Now, writing only what the kernel takes at once (timeouts).
+    case immediately
+    /// Once everything queued is written (after a completed closing handshake, or `drop`).
+    case afterFlush
+    /// Write what is queued, half-close, and read until the peer closes too, so the peer gets
+    /// our close frame even if it is still sending (after a protocol failure).
+    case halfCloseAndDrain
+}
+
 /// What the state machine asks its connection to do. The connection implements it with
 /// sockets and callbacks; tests implement it with a recorder.
 protocol ConnectionStateMachineOutput: AnyObject {
@@ -17,8 +28,8 @@ protocol ConnectionStateMachineOutput: AnyObject {
     func deliverPong(_ payload: [UInt8])
     /// The peer broke a rule; the connection is failing with the matching close code.
     func reportError(_ error: WebSocketError)
-    /// Close the TCP connection: `graceful` writes what is queued and half-closes first.
-    func closeTransport(graceful: Bool)
+    /// Close the TCP connection in the given way.
+    func closeTransport(_ mode: TransportCloseMode)
     /// Start the timer that ends a closing handshake the peer does not finish.
     func startCloseTimer()
 }
@@ -104,7 +115,7 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
         }
         if state != .closed { recordClose(code, reason) }
         state = .closed
-        output.closeTransport(graceful: false)
+        output.closeTransport(.afterFlush)
     }
 
     /// The close timer fired: the peer did not finish the closing handshake (or, for a client,
@@ -114,7 +125,7 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
             recordClose(.abnormalClosure, "the peer did not answer the close frame in time")
             state = .closed
         }
-        output.closeTransport(graceful: false)
+        output.closeTransport(.immediately)
     }
 
     /// The TCP connection is gone. Returns the code and reason to report: the peer's close, our
@@ -134,7 +145,7 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
         }
         if state != .closed { recordClose(code, reason) }
         state = .closed
-        output.closeTransport(graceful: true)
+        output.closeTransport(.halfCloseAndDrain)
     }
 
     // MARK: FrameParserDelegate
@@ -261,7 +272,7 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
             }
             state = .closed
             switch role {
-            case .server: output.closeTransport(graceful: true)
+            case .server: output.closeTransport(.afterFlush)
             case .client: output.startCloseTimer()  // the server closes TCP first (§7.1.1)
             }
             return false

@@ -37,7 +37,7 @@ final class HTTPServerSession: @unchecked Sendable {
         channel.socket.setNoDelay(server.configuration.connection.disableNagleAlgorithm)
         armDeadline()
         loop.addTickHandler(self)
-        channel.start()
+        channel.start(readNow: true)
     }
 
     private func armDeadline() {
@@ -138,7 +138,7 @@ final class HTTPServerSession: @unchecked Sendable {
         let keepAlive = Self.wantsKeepAlive(head)
         let response: HTTPResponse
         if let handler = server.httpHandler {
-            response = handler(HTTPRequest(head: head, body: body, remoteAddress: channel.socket.peerAddress()))
+            response = handler(HTTPRequest(head: head, body: body, remoteAddress: channel.peerAddress))
         } else {
             response = HTTPResponse(
                 status: 426, headers: ["Upgrade": "websocket", "Sec-WebSocket-Version": "13"],
@@ -188,21 +188,19 @@ final class HTTPServerSession: @unchecked Sendable {
     // MARK: The app's decision (from WebSocketRequest, any thread)
 
     func completeUpgrade(_ connection: WebSocketConnection, response: [UInt8]) {
-        // Always asynchronously: when `accept` runs inside `onRequest`, the app sets the
-        // connection's handlers right after it returns, before any event may fire.
-        loop.queue.async { [self] in
-            loop.runEvent {
-                guard case .awaitingDecision = state, !channel.isClosed else {
-                    return connection.abandon(reason: "the client left before the connection was accepted")
-                }
-                state = .upgraded
-                loop.removeTickHandler(self)
-                write(response)
-                server.sessionEnded(self)
-                server.register(connection)
-                connection.start(initialBytes: leftover)
-                leftover = []
+        // Never inline: when `accept` runs inside `onRequest`, the app sets the connection's
+        // handlers right after it returns, before any event may fire.
+        loop.executeAfterCurrentEvent { [self] in
+            guard case .awaitingDecision = state, !channel.isClosed else {
+                return connection.abandon(reason: "the client left before the connection was accepted")
             }
+            state = .upgraded
+            loop.removeTickHandler(self)
+            write(response)
+            server.sessionEnded(self)
+            server.register(connection)
+            connection.start(initialBytes: leftover)
+            leftover = []
         }
     }
 

@@ -27,14 +27,14 @@ final class Listener: @unchecked Sendable {
 
     /// Starts accepting; `onAccept` runs on `queue` for each new socket, `onError` for failures
     /// other than running out of descriptors.
-    func start(onAccept: @escaping (Socket) -> Void, onError: @escaping (WebSocketError) -> Void) {
+    func start(onAccept: @escaping (Socket, SocketAddress?) -> Void, onError: @escaping (WebSocketError) -> Void) {
         let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: queue)
         let socket = self.socket
         source.setEventHandler { [unowned self] in
             while let result = socket.accept() {
                 switch result {
-                case .success(let client):
-                    onAccept(client)
+                case .success(let (client, peer)):
+                    onAccept(client, peer)
                 case .failure(let error) where error.errno == EMFILE || error.errno == ENFILE:
                     onError(error)
                     pause()

@@ -59,7 +59,7 @@ public final class WebSocketRequest: @unchecked Sendable {
         webSocketVersion = upgrade.version
         key = upgrade.key
         self.session = session
-        socketAddress = session.channel.socket.peerAddress()
+        socketAddress = session.channel.peerAddress
 
         var cookies: [String: String] = [:]
         for line in head.headers.values(for: "Cookie") {

@@ -135,7 +135,7 @@ public final class WebSocketServer: @unchecked Sendable {
         }
         acceptLoop.queue.async { [self] in
             listener.start(
-                onAccept: { [self] socket in accepted(socket) },
+                onAccept: { [self] socket, peer in accepted(socket, peer: peer) },
                 onError: { [self] error in lock.withLock { handlers.error }?(error) })
         }
         return listener.address
@@ -144,9 +144,9 @@ public final class WebSocketServer: @unchecked Sendable {
     /// The address the server listens on, `nil` before ``listen(host:port:)`` and after shutdown.
     public var localAddress: SocketAddress? { lock.withLock { listener?.address } }
 
-    private func accepted(_ socket: Socket) {
+    private func accepted(_ socket: Socket, peer: SocketAddress?) {
         let loop = group.next()
-        let session = HTTPServerSession(channel: SocketChannel(socket: socket, loop: loop), server: self)
+        let session = HTTPServerSession(channel: SocketChannel(socket: socket, loop: loop, peerAddress: peer), server: self)
         lock.withLock { sessions[ObjectIdentifier(session)] = session }
         loop.execute { session.start() }
     }

@@ -35,6 +35,8 @@ final class EventLoop: @unchecked Sendable {
 
     /// Channels with queued bytes, written when the current event ends (corking).
     private var pendingFlush: [SocketChannel] = []
+    /// Work to run when the current event ends, before its writes go out.
+    private var deferred: [() -> Void] = []
     private var eventDepth = 0
     private var flushScheduled = false
 
@@ -73,8 +75,32 @@ final class EventLoop: @unchecked Sendable {
         eventDepth += 1
         let result = body()
         eventDepth -= 1
-        if eventDepth == 0 { flushPending() }
+        if eventDepth == 0 {
+            runDeferred()
+            flushPending()
+        }
         return result
+    }
+
+    /// Runs `body` on the loop once the current event is over (its handlers have returned), or
+    /// asynchronously when called outside an event or from another thread. This is how a
+    /// connection accepted inside `onRequest` starts only after the handler has set its events.
+    func executeAfterCurrentEvent(_ body: @escaping @Sendable () -> Void) {
+        if inLoop && eventDepth > 0 {
+            deferred.append(body)
+        } else {
+            queue.async { [self] in runEvent(body) }
+        }
+    }
+
+    private func runDeferred() {
+        while !deferred.isEmpty {
+            let work = deferred
+            deferred.removeAll()
+            eventDepth += 1
+            for body in work { body() }
+            eventDepth -= 1
+        }
     }
 
     /// Asks for `channel` to be written at the end of the current event (or soon, when there is

@@ -7,12 +7,38 @@ import Darwin
 #endif
 
 /// An IPv4 or IPv6 address and port.
+///
+/// Stored as the raw `sockaddr`; the text form is made only when asked for, so accepting a
+/// connection costs no string formatting.
 public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
-    /// The numeric host, e.g. `127.0.0.1` or `::1`.
-    public let host: String
-    public let port: Int
-    let family: sa_family_t
     private let storage: [UInt8]
+    let family: sa_family_t
+
+    /// The numeric host, e.g. `127.0.0.1` or `::1`.
+    public var host: String {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let ok = storage.withUnsafeBytes { raw -> Bool in
+            if family == sa_family_t(AF_INET6) {
+                return withUnsafeBytes(of: raw.loadUnaligned(as: sockaddr_in6.self).sin6_addr) {
+                    inet_ntop(AF_INET6, $0.baseAddress, &buffer, socklen_t(buffer.count)) != nil
+                }
+            }
+            return withUnsafeBytes(of: raw.loadUnaligned(as: sockaddr_in.self).sin_addr) {
+                inet_ntop(AF_INET, $0.baseAddress, &buffer, socklen_t(buffer.count)) != nil
+            }
+        }
+        guard ok else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The port.
+    public var port: Int {
+        storage.withUnsafeBytes { raw in
+            family == sa_family_t(AF_INET6)
+                ? Int(UInt16(bigEndian: raw.loadUnaligned(as: sockaddr_in6.self).sin6_port))
+                : Int(UInt16(bigEndian: raw.loadUnaligned(as: sockaddr_in.self).sin_port))
+        }
+    }
 
     /// `host:port`, with IPv6 hosts in brackets.
     public var description: String { family == sa_family_t(AF_INET6) ? "[\(host)]:\(port)" : "\(host):\(port)" }
@@ -20,26 +46,19 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     init?(_ address: UnsafePointer<sockaddr>?, length: socklen_t) {
         guard let address else { return nil }
         let family = address.pointee.sa_family
-        guard family == sa_family_t(AF_INET) || family == sa_family_t(AF_INET6) else { return nil }
-        var hostBuffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        var portBuffer = [CChar](repeating: 0, count: Int(NI_MAXSERV))
-        let status = getnameinfo(
-            address, length, &hostBuffer, socklen_t(hostBuffer.count), &portBuffer, socklen_t(portBuffer.count),
-            NI_NUMERICHOST | NI_NUMERICSERV)
-        guard status == 0 else { return nil }
+        let size = family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
+        guard family == sa_family_t(AF_INET) || family == sa_family_t(AF_INET6), Int(length) >= size else { return nil }
         self.family = family
-        self.host = String(decoding: hostBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        self.port = Int(String(decoding: portBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) ?? 0
-        self.storage = Array(UnsafeRawBufferPointer(start: address, count: Int(length)))
+        self.storage = Array(UnsafeRawBufferPointer(start: address, count: size))
     }
 
-    /// Reads an address with `getsockname`/`getpeername`-shaped calls.
+    /// Reads an address with `getsockname`/`getpeername`/`accept`-shaped calls.
     init?(_ fill: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let result: SocketAddress? = withUnsafeMutablePointer(to: &storage) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                guard fill(address, &length) == 0 else { return nil }
+                guard fill(address, &length) >= 0 else { return nil }
                 return SocketAddress(address, length: length)
             }
         }

@@ -29,7 +29,7 @@ final class SocketChannel: @unchecked Sendable {
     /// released after `channelClosed`.
     var handler: ChannelHandler?
 
-    private enum State { case idle, open, shuttingDown, halfClosed, closed }
+    private enum State { case idle, open, closingAfterFlush, shuttingDown, halfClosed, closed }
     private var state = State.idle
     private var readSource: DispatchSourceRead?
     private var writeSource: DispatchSourceWrite?
@@ -44,9 +44,13 @@ final class SocketChannel: @unchecked Sendable {
     /// `bufferedAmount` for other threads.
     private let bufferedMirror = Atomic<Int>(0)
 
-    init(socket: Socket, loop: EventLoop) {
+    /// The peer, as `accept` or `connect` knew it (no `getpeername` needed).
+    let peerAddress: SocketAddress?
+
+    init(socket: Socket, loop: EventLoop, peerAddress: SocketAddress?) {
         self.socket = socket
         self.loop = loop
+        self.peerAddress = peerAddress
     }
 
     /// Bytes queued and not yet taken by the kernel, framing included.
@@ -56,8 +60,10 @@ final class SocketChannel: @unchecked Sendable {
     /// True once `closeGracefully` or `close` was called.
     var isClosing: Bool { state != .idle && state != .open }
 
-    /// Starts reading. Call once, on the loop.
-    func start() {
+    /// Starts reading. Call once, on the loop. `readNow` tries a read at once, for a socket
+    /// whose first bytes have probably arrived already (a client's request right after accept):
+    /// it saves a wake-up of the event thread per connection.
+    func start(readNow: Bool = false) {
         guard state == .idle else { return }
         state = .open
         let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: loop.queue)
@@ -65,6 +71,7 @@ final class SocketChannel: @unchecked Sendable {
         source.setCancelHandler { [self] in cancelled() }
         readSource = source
         source.resume()
+        if readNow { readable() }
     }
 
     // MARK: Reading
@@ -146,6 +153,8 @@ final class SocketChannel: @unchecked Sendable {
             if state == .shuttingDown {
                 socket.shutdownWrite()
                 state = .halfClosed
+            } else if state == .closingAfterFlush {
+                return close()
             }
             if wasBlocked {
                 wasBlocked = false
@@ -181,11 +190,19 @@ final class SocketChannel: @unchecked Sendable {
         }
     }
 
+    /// Closes as soon as everything queued is written (the owner bounds the wait with its own
+    /// timer and then calls `close`).
+    func closeAfterFlush() {
+        guard state == .open || state == .idle else { return }
+        if outbound.isEmpty && !writeSourceResumed { return close() }
+        state = .closingAfterFlush
+    }
+
     /// Closes now: one last attempt to write what is queued, then the descriptor is closed
     /// (in the read source's cancel handler) and `channelClosed` is delivered.
     func close(error: WebSocketError? = nil) {
         guard state != .closed else { return }
-        if state == .open || state == .shuttingDown, !outbound.isEmpty {
+        if state == .open || state == .shuttingDown || state == .closingAfterFlush, !outbound.isEmpty {
             var completed: [WebSocketSendCompletion] = []
             _ = outbound.write(to: socket, loop: loop, completed: &completed)
             for completion in completed { completion(nil) }
