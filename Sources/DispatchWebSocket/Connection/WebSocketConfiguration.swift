@@ -54,9 +54,25 @@ public struct WebSocketConfiguration: Sendable {
     public var highWaterMark: Int = 1024 * 1024
 
     /// The most outgoing bytes that may be queued. A send beyond it fails with
-    /// ``WebSocketError/Code-swift.struct/sendQueueFull`` and the connection is closed with 1008,
-    /// so one slow reader cannot take the process's memory. Default: 128 MiB.
+    /// ``WebSocketError/Code-swift.struct/sendQueueFull`` and, with the default
+    /// ``sendQueueOverflow``, the connection is closed with 1008, so one slow reader cannot take
+    /// the process's memory. Default: 128 MiB.
     public var maxQueuedBytes: Int = 128 * 1024 * 1024
+
+    /// What a send that would exceed ``maxQueuedBytes`` does. Default: ``SendQueueOverflow/closeConnection``.
+    public var sendQueueOverflow: SendQueueOverflow = .closeConnection
+
+    /// What to do when the send queue would exceed ``WebSocketConfiguration/maxQueuedBytes``.
+    public enum SendQueueOverflow: Sendable, Equatable {
+        /// Report `sendQueueFull` and close the connection with 1008 (nothing is silently lost).
+        case closeConnection
+        /// Drop only this message: its completion and the send's status say so.
+        case dropMessage
+    }
+
+    /// Close a connection with no traffic in either direction for this long (code 1001, reason
+    /// "idle timeout", after an `onError` with code `.timeout`). Default: `nil` (no idle timeout).
+    public var idleTimeout: Duration? = nil
 
     public init() {}
 }

@@ -72,7 +72,8 @@ public final class WebSocketConnection: @unchecked Sendable {
     private var lingerDeadline: UInt64 = 0
     private var lastInbound: UInt64 = 0
     private var keepalivePingSentAt: UInt64 = 0
-    private var aboveHighWater = false
+    private var lastOutbound: UInt64 = 0
+    private var isPaused = false
 
     init(
         channel: SocketChannel, role: WebSocketRole, protocol: String?, configuration: WebSocketConfiguration
@@ -84,12 +85,21 @@ public final class WebSocketConnection: @unchecked Sendable {
         self.configuration = configuration
         self.remoteAddress = channel.peerAddress
         self.machine = ConnectionStateMachine(role: role, configuration: configuration, output: self)
+        Self.liveCount.add(1, ordering: .relaxed)
     }
+
+    deinit {
+        Self.liveCount.subtract(1, ordering: .relaxed)
+    }
+
+    /// Connection objects alive in the process (tests use it to show that none leak).
+    static let liveCount = Atomic<Int>(0)
 
     /// Takes over the channel and processes bytes that arrived with the handshake. On the loop.
     func start(initialBytes: [UInt8]) {
         channel.handler = self
         lastInbound = EventLoop.now()
+        lastOutbound = lastInbound
         loop.addTickHandler(self)
         if !initialBytes.isEmpty {
             var bytes = initialBytes
@@ -98,7 +108,7 @@ public final class WebSocketConnection: @unchecked Sendable {
             }
         }
         channel.start()
-        channel.resumeReading()
+        if !isPaused { channel.resumeReading() }  // the app may have paused it in onRequest
     }
 
     /// Ends a connection that never started (its handshake could not be completed).
@@ -188,23 +198,31 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// Sends a text message. `completion` runs on the loop queue once the bytes are handed to
     /// the kernel, or with an error if the connection ends first.
-    public func sendUTF(_ text: String, completion: WebSocketSendCompletion? = nil) {
+    ///
+    /// - Returns: ``WebSocketSendStatus/queued``, ``WebSocketSendStatus/backpressure`` (the send
+    ///   queue is above ``WebSocketConfiguration/highWaterMark``: wait for ``onDrain``), or
+    ///   ``WebSocketSendStatus/dropped`` (closing, or ``WebSocketConfiguration/maxQueuedBytes``
+    ///   reached). Exact on the loop queue; from other threads an estimate from a recent queue size.
+    @discardableResult
+    public func sendUTF(_ text: String, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
         var text = text
         text.makeContiguousUTF8()
         let count = text.utf8.count
-        submitMessage(.text, .text(text), count: count, completion)
+        return submitMessage(.text, .text(text), count: count, completion)
     }
 
-    /// Sends a binary message.
-    public func sendBytes(_ bytes: [UInt8], completion: WebSocketSendCompletion? = nil) {
+    /// Sends a binary message. See ``sendUTF(_:completion:)`` for the completion and the status.
+    @discardableResult
+    public func sendBytes(_ bytes: [UInt8], completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
         submitMessage(.binary, .bytes(bytes), count: bytes.count, completion)
     }
 
     /// Sends a message of either kind.
-    public func send(_ message: WebSocketMessage, completion: WebSocketSendCompletion? = nil) {
+    @discardableResult
+    public func send(_ message: WebSocketMessage, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
         switch message {
-        case .text(let text): sendUTF(text, completion: completion)
-        case .binary(let bytes): sendBytes(bytes, completion: completion)
+        case .text(let text): return sendUTF(text, completion: completion)
+        case .binary(let bytes): return sendBytes(bytes, completion: completion)
         }
     }
 
@@ -220,17 +238,24 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// Sends one frame exactly as given (fin, RSV bits, opcode, payload), for apps that fragment
     /// messages themselves. A client masks it with a fresh key. Close frames go through ``close(code:description:)``.
-    public func sendFrame(_ frame: WebSocketFrame, completion: WebSocketSendCompletion? = nil) {
+    @discardableResult
+    public func sendFrame(_ frame: WebSocketFrame, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
         if let problem = Self.problem(sending: frame) {
             completion?(WebSocketError(.invalidArgument, problem))
-            return
+            return .dropped
         }
+        let status = estimatedStatus(adding: frame.payload.count)
         onLoop { [self] in
             guard machine.canSendData else { return notConnected(completion) }
+            guard frame.opcode.isControl || channel.bufferedAmount + frame.payload.count <= configuration.maxQueuedBytes else {
+                _ = overflow(completion)
+                return
+            }
             enqueueFrame(
                 FrameHeader(fin: frame.fin, rsv: frame.rsvBits, opcode: frame.opcode, payloadLength: frame.payload.count),
                 .bytes(frame.payload), 0..<frame.payload.count, priority: frame.opcode.isControl, completion)
         }
+        return status
     }
 
     /// Starts the closing handshake: sends a close frame and waits up to
@@ -246,13 +271,33 @@ public final class WebSocketConnection: @unchecked Sendable {
         onLoop { [self] in machine.drop(code: code, reason: description) }
     }
 
+    /// Stops reading from the socket until ``resume()``: no events arrive and the peer, once its
+    /// and our kernel buffers are full, is slowed down by TCP itself. Keepalive is suspended
+    /// meanwhile (a paused connection cannot see the pong); the idle timeout is not.
+    public func pause() {
+        onLoop { [self] in
+            isPaused = true
+            channel.pauseReading()
+        }
+    }
+
+    /// Starts reading again after ``pause()``.
+    public func resume() {
+        onLoop { [self] in
+            isPaused = false
+            lastInbound = loop.coarseNow
+            keepalivePingSentAt = 0
+            channel.resumeReading()
+        }
+    }
+
     /// Bytes queued for sending and not yet taken by the kernel, framing included. Exact on the
     /// loop queue; from other threads, a recent value.
     public var bufferedAmount: Int { channel.publishedBufferedAmount }
 
     // MARK: Internals
 
-    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
         if loop.inLoop {
             body()
         } else {
@@ -266,22 +311,38 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     private func submitMessage(
         _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, _ completion: WebSocketSendCompletion?
-    ) {
+    ) -> WebSocketSendStatus {
         // On the loop (the common case: replying from an event handler) no closure is allocated.
         guard loop.inLoop else {
             loop.queue.async { [self, loop] in
-                loop.runEvent { enqueueMessage(opcode, payload, count: count, completion) }
+                loop.runEvent { _ = enqueueMessage(opcode, payload, count: count, completion) }
             }
-            return
+            return estimatedStatus(adding: count)
         }
-        enqueueMessage(opcode, payload, count: count, completion)
+        return enqueueMessage(opcode, payload, count: count, completion)
     }
 
+    /// What a send from another thread will most likely meet on the loop.
+    private func estimatedStatus(adding count: Int) -> WebSocketSendStatus {
+        guard isConnected else { return .dropped }
+        let queued = channel.publishedBufferedAmount + count
+        if queued > configuration.maxQueuedBytes { return .dropped }
+        return queued > configuration.highWaterMark ? .backpressure : .queued
+    }
+
+    /// Frames a message (fragmenting it when configured) and queues it whole, or not at all.
     private func enqueueMessage(
         _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, _ completion: WebSocketSendCompletion?
-    ) {
-        guard machine.canSendData else { return notConnected(completion) }
+    ) -> WebSocketSendStatus {
+        guard machine.canSendData else {
+            notConnected(completion)
+            return .dropped
+        }
         let threshold = configuration.fragmentOutgoingMessages ? max(1, configuration.fragmentationThreshold) : Int.max
+        let frames = count == 0 ? 1 : (count + threshold - 1) / threshold
+        guard channel.bufferedAmount + count + frames * FrameHeader.maxSize <= configuration.maxQueuedBytes else {
+            return overflow(completion)
+        }
         var start = 0
         var frameOpcode = opcode
         repeat {
@@ -293,6 +354,19 @@ public final class WebSocketConnection: @unchecked Sendable {
             frameOpcode = .continuation
             start = end
         } while start < count
+        return channel.bufferedAmount > configuration.highWaterMark ? .backpressure : .queued
+    }
+
+    /// The send queue would exceed `maxQueuedBytes`: drop the message or the connection.
+    private func overflow(_ completion: WebSocketSendCompletion?) -> WebSocketSendStatus {
+        let error = WebSocketError(
+            .sendQueueFull, "more than maxQueuedBytes (\(configuration.maxQueuedBytes)) would be queued: the peer reads too slowly")
+        completion?(error)
+        if configuration.sendQueueOverflow == .closeConnection {
+            reportError(error)
+            machine.drop(code: .policyViolation, reason: "send queue limit exceeded")
+        }
+        return .dropped
     }
 
     private func submitControl(_ opcode: WebSocketOpcode, _ data: [UInt8], _ completion: WebSocketSendCompletion?) {
@@ -328,15 +402,9 @@ public final class WebSocketConnection: @unchecked Sendable {
             payload = .bytes(masked)
             range = 0..<masked.count
         }
-        let chunk = OutboundChunk(header: header, payload: payload, range: range, completion: completion, isPriority: priority)
-        if !header.opcode.isControl && channel.bufferedAmount + chunk.size > configuration.maxQueuedBytes {
-            completion?(WebSocketError(.sendQueueFull, "more than maxQueuedBytes (\(configuration.maxQueuedBytes)) queued"))
-            reportError(WebSocketError(.sendQueueFull, "the peer does not read fast enough: send queue over \(configuration.maxQueuedBytes) bytes"))
-            machine.fail(code: .policyViolation, reason: "send queue limit exceeded")
-            return
-        }
-        channel.enqueue(chunk)
-        if channel.bufferedAmount > configuration.highWaterMark { aboveHighWater = true }
+        channel.enqueue(OutboundChunk(header: header, payload: payload, range: range, completion: completion, isPriority: priority))
+        lastOutbound = loop.coarseNow
+        if channel.bufferedAmount > configuration.highWaterMark { channel.wantsDrainNotification = true }
     }
 
     static func problem(sending frame: WebSocketFrame) -> String? {
@@ -439,11 +507,8 @@ extension WebSocketConnection: ChannelHandler {
     func channelEndOfInput() {}
 
     func channelWritable() {
-        if aboveHighWater || channel.bufferedAmount == 0 {
-            aboveHighWater = false
-            refreshHandlers()
+        refreshHandlers()
         handlers.drain?()
-        }
     }
 
     func channelClosed(_ error: WebSocketError?) {
@@ -466,7 +531,13 @@ extension WebSocketConnection: LoopTickHandler {
             machine.closeTimerFired()
             return
         }
-        guard configuration.keepalive, machine.state == .open else { return }
+        if let idle = configuration.idleTimeout, machine.state == .open,
+           now - min(now, max(lastInbound, lastOutbound)) >= idle.nanoseconds {
+            reportError(WebSocketError(.timeout, "no traffic for idleTimeout (\(idle))"))
+            machine.drop(code: .goingAway, reason: "idle timeout")
+            return
+        }
+        guard configuration.keepalive, machine.state == .open, !isPaused else { return }
         if keepalivePingSentAt != 0 {
             if lastInbound >= keepalivePingSentAt {
                 keepalivePingSentAt = 0

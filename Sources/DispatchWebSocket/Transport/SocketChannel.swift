@@ -8,7 +8,8 @@ protocol ChannelHandler: AnyObject {
     func channelRead(_ bytes: UnsafeMutableRawBufferPointer)
     /// The peer closed or reset the connection. The channel closes right after this call.
     func channelEndOfInput()
-    /// The outbound queue emptied after the kernel buffer had been full.
+    /// The outbound queue emptied after the kernel buffer had been full (or after the owner
+    /// asked with `wantsDrainNotification`).
     func channelWritable()
     /// The descriptor is closed; the last call the handler gets.
     func channelClosed(_ error: WebSocketError?)
@@ -37,6 +38,9 @@ final class SocketChannel: @unchecked Sendable {
     private var readPaused = false
     private var flushQueued = false
     private var wasBlocked = false
+    /// Set by the owner when its queue went above its high-water mark: `channelWritable` then
+    /// follows as soon as the queue is empty, even if the kernel never pushed back.
+    var wantsDrainNotification = false
     private var closeError: WebSocketError?
     private var outbound = OutboundQueue() {
         didSet { bufferedMirror.store(outbound.bufferedAmount, ordering: .relaxed) }
@@ -156,8 +160,9 @@ final class SocketChannel: @unchecked Sendable {
             } else if state == .closingAfterFlush {
                 return close()
             }
-            if wasBlocked {
+            if wasBlocked || wantsDrainNotification {
                 wasBlocked = false
+                wantsDrainNotification = false
                 handler?.channelWritable()
             }
         case .blocked:

@@ -1,0 +1,245 @@
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import DispatchWebSocket
+
+/// Lifecycle and resource guarantees: descriptors and connection objects come back to their
+/// baseline whatever way a peer goes away; backpressure, limits, pause/resume and idle timeouts.
+final class ReliabilityTests: XCTestCase {
+    private func openDescriptors() -> Int {
+        guard let dir = opendir("/proc/self/fd") else { return -1 }
+        defer { closedir(dir) }
+        var count = 0
+        while readdir(dir) != nil { count += 1 }
+        return count
+    }
+
+    /// Waits (bounded) until `value()` is back to `baseline`.
+    private func waitUntil(_ value: () -> Int, equals baseline: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let deadline = DispatchTime.now() + 10
+        while value() != baseline && DispatchTime.now() < deadline { usleep(10_000) }
+        XCTAssertEqual(value(), baseline, file: file, line: line)
+    }
+
+    private func resetSocket(_ client: RawClient) {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(client.fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+    }
+
+    func testDescriptorsReturnToBaselineAfterEveryKindOfPeerFault() throws {
+        let fixture = try startEchoServer(self) {
+            $0.connection.keepalive = true
+            $0.connection.keepaliveInterval = .milliseconds(200)
+            $0.connection.keepaliveGracePeriod = .milliseconds(200)
+            $0.handshakeTimeout = .milliseconds(500)
+        }
+        // Warm up the loops and timers so their own descriptors are part of the baseline.
+        do {
+            let client = try RawClient(port: fixture.port)
+            try client.upgrade()
+            try client.sendClose(code: 1000)
+            _ = try client.readUntilClosed()
+        }
+        fixture.closes.waitForCount(1)
+        let baseline = openDescriptors()
+
+        do {  // RST in the middle of a frame
+            let client = try RawClient(port: fixture.port)
+            try client.upgrade()
+            try client.write(Array(WebSocketFrame(opcode: .binary, maskingKey: .random(), payload: Array(repeating: 1, count: 1000)).encoded().prefix(100)))
+            resetSocket(client)
+        }
+        do {  // RST in the middle of the handshake
+            let client = try RawClient(port: fixture.port)
+            try client.write("GET / HTTP/1.1\r\nHost: x\r\nUpg")
+            resetSocket(client)
+        }
+        do {  // half-close without a close frame
+            let client = try RawClient(port: fixture.port)
+            try client.upgrade()
+            shutdown(client.fd, Int32(SHUT_WR))
+            XCTAssertEqual(try client.readUntilClosed(), [])
+        }
+        do {  // a silent peer that never answers keepalive pings
+            let client = try RawClient(port: fixture.port)
+            try client.upgrade()
+            _ = try client.readUntilClosed()
+        }
+        do {  // a client that stops after a partial request head
+            let client = try RawClient(port: fixture.port)
+            try client.write("GET / HTTP/1.1\r\n")
+            _ = try client.readUntilClosed()
+        }
+        fixture.closes.waitForCount(4)
+        waitUntil(openDescriptors, equals: baseline)
+    }
+
+    func testConnectionObjectsAreFreedAfterAChurnOfConnections() throws {
+        let fixture = try startEchoServer(self)
+        let baseline = WebSocketConnection.liveCount.load(ordering: .relaxed)
+        for index in 0..<1500 {
+            let client = try RawClient(port: fixture.port)
+            try client.upgrade()
+            if index % 3 == 0 {
+                try client.sendText("x")
+                _ = try client.readFrame()
+                try client.sendClose(code: 1000)
+                _ = try client.readUntilClosed()
+            } else if index % 3 == 1 {
+                resetSocket(client)
+            }  // else: plain close without a close frame
+        }
+        fixture.closes.waitForCount(1500)
+        waitUntil({ WebSocketConnection.liveCount.load(ordering: .relaxed) }, equals: baseline)
+        XCTAssertTrue(fixture.server.connections.isEmpty)
+    }
+
+    func testCloseIsDeliveredExactlyOnceWhateverHappensTogether() throws {
+        let closes = EventLog<WebSocketCloseCode>()
+        let (_, port) = try startServer(self, configure: { $0.connection.closeTimeout = .milliseconds(200) }) { server in
+            server.onRequest = { request in
+                let connection = try? request.accept()
+                connection?.onClose = { code, _ in closes.append(code) }
+                connection?.onMessage = { _ in
+                    // Local close, a drop and a close from another thread, all at once.
+                    connection?.close(code: .goingAway)
+                    DispatchQueue.global().async { connection?.close(code: .normalClosure); connection?.drop() }
+                    connection?.drop(code: .policyViolation)
+                }
+            }
+        }
+        for _ in 0..<20 {
+            let client = try RawClient(port: port)
+            try client.upgrade()
+            try client.sendText("go")
+            try client.sendClose(code: 1000)
+            resetSocket(client)
+        }
+        closes.waitForCount(20)
+        usleep(300_000)  // any duplicate would have arrived by now; the count must stay at 20
+        XCTAssertEqual(closes.all.count, 20)
+    }
+
+    func testANonReadingClientHitsTheQueueLimitAndIsClosed() throws {
+        let errors = EventLog<WebSocketError.Code>()
+        let statuses = EventLog<WebSocketSendStatus>()
+        let closes = EventLog<WebSocketCloseCode>()
+        let (_, port) = try startServer(self, configure: {
+            $0.connection.highWaterMark = 64 * 1024
+            $0.connection.maxQueuedBytes = 1024 * 1024
+            $0.connection.closeTimeout = .milliseconds(300)
+        }) { server in
+            server.onRequest = { request in
+                guard let connection = try? request.accept() else { return }
+                connection.onError = { errors.append($0.code) }
+                connection.onClose = { code, _ in closes.append(code) }
+                connection.onMessage = { _ in
+                    let chunk = [UInt8](repeating: 7, count: 64 * 1024)
+                    for _ in 0..<400 {  // 25 MiB: far more than the socket buffers and the limit
+                        let status = connection.sendBytes(chunk)
+                        statuses.append(status)
+                        if status == .dropped { break }
+                    }
+                }
+            }
+        }
+        let client = try RawClient(port: port)
+        try client.upgrade()
+        try client.sendText("flood me")  // and never read
+        XCTAssertEqual(errors.waitForCount(1), [.sendQueueFull])
+        XCTAssertEqual(closes.waitForCount(1), [.policyViolation])
+        XCTAssertTrue(statuses.all.contains(.backpressure))
+        XCTAssertEqual(statuses.all.last, .dropped)
+        XCTAssertLessThan(statuses.all.count, 400)
+    }
+
+    func testDropMessagePolicyKeepsTheConnection() throws {
+        let outcomes = EventLog<String>()
+        let (_, port) = try startServer(self, configure: {
+            $0.connection.maxQueuedBytes = 256 * 1024
+            $0.connection.sendQueueOverflow = .dropMessage
+        }) { server in
+            server.onRequest = { request in
+                guard let connection = try? request.accept() else { return }
+                connection.onMessage = { _ in
+                    var dropped = 0
+                    for _ in 0..<200 where connection.sendBytes([UInt8](repeating: 1, count: 32 * 1024)) == .dropped { dropped += 1 }
+                    outcomes.append("dropped>0:\(dropped > 0) open:\(connection.isConnected)")
+                }
+            }
+        }
+        let client = try RawClient(port: port)
+        try client.upgrade()
+        try client.sendText("flood")
+        XCTAssertEqual(outcomes.waitForCount(1), ["dropped>0:true open:true"])
+    }
+
+    func testDrainFiresWhenTheQueueEmptiesAfterBackpressure() throws {
+        let events = EventLog<String>()
+        let (_, port) = try startServer(self, configure: { $0.connection.highWaterMark = 16 * 1024 }) { server in
+            server.onRequest = { request in
+                guard let connection = try? request.accept() else { return }
+                connection.onDrain = { events.append("drain:\(connection.bufferedAmount)") }
+                connection.onMessage = { _ in
+                    for _ in 0..<64 { connection.sendBytes([UInt8](repeating: 3, count: 64 * 1024)) }
+                    events.append("queued:\(connection.bufferedAmount > 16 * 1024)")
+                }
+            }
+        }
+        let client = try RawClient(port: port)
+        try client.upgrade()
+        try client.sendText("go")
+        XCTAssertEqual(events.waitForCount(1), ["queued:true"])
+        var received = 0
+        while received < 64 * 64 * 1024, let frame = try client.readFrame() { received += frame.payload.count }
+        XCTAssertEqual(events.waitForCount(2).last, "drain:0")
+    }
+
+    func testPauseStopsDeliveryAndResumeDeliversEverythingInOrder() throws {
+        let messages = EventLog<String>()
+        let connections = EventLog<WebSocketConnection>()
+        let (_, port) = try startServer(self) { server in
+            server.onRequest = { request in
+                guard let connection = try? request.accept() else { return }
+                connection.onMessage = { if case .text(let text) = $0 { messages.append(text) } }
+                connection.pause()
+                connections.append(connection)
+            }
+        }
+        let client = try RawClient(port: port)
+        try client.upgrade()
+        let connection = connections.waitForCount(1)[0]
+        for index in 0..<50 { try client.sendText("m\(index)") }
+        usleep(200_000)  // time for the bytes to arrive; a paused connection must not deliver them
+        XCTAssertEqual(messages.all, [])
+        connection.resume()
+        XCTAssertEqual(messages.waitForCount(50), (0..<50).map { "m\($0)" })
+    }
+
+    func testIdleTimeoutClosesASilentConnectionWithAReason() throws {
+        let closes = EventLog<String>()
+        let errors = EventLog<WebSocketError.Code>()
+        let (_, port) = try startServer(self, configure: { $0.connection.idleTimeout = .milliseconds(300) }) { server in
+            server.onRequest = { request in
+                let connection = try? request.accept()
+                connection?.onError = { errors.append($0.code) }
+                connection?.onClose = { code, reason in closes.append("\(code.rawValue) \(reason)") }
+            }
+        }
+        let client = try RawClient(port: port)
+        try client.upgrade()
+        let frames = try client.readUntilClosed()
+        XCTAssertEqual(frames.compactMap { RawClient.closeCode($0) }, [1001])
+        XCTAssertEqual(closes.waitForCount(1), ["1001 idle timeout"])
+        XCTAssertEqual(errors.all, [.timeout])
+    }
+
+    func testMaxConnectionsRejectsExtraUpgradesWith503() throws {
+        let (_, port) = try startServer(self, configure: { $0.maxConnections = 1; $0.autoAcceptConnections = true }) { _ in }
+        let first = try RawClient(port: port)
+        try first.upgrade()
+        let second = try RawClient(port: port)
+        XCTAssertThrowsError(try second.upgrade()) { XCTAssertTrue("\($0)".contains("503"), "\($0)") }
+    }
+}
