@@ -201,3 +201,13 @@ final class CloseCodeTests: XCTestCase {
         XCTAssertEqual(ClosePayload.encode(code: .goingAway, reason: "x"), [0x03, 0xE9, UInt8(ascii: "x")])
     }
 }
+
+final class SecureRandomPoolTests: XCTestCase {
+    func testKeysKeepComingAcrossRefillsAndDoNotRepeat() {
+        var pool = SecureRandomPool()
+        let count = 3 * SecureRandomPool.refillSize / 4  // three refills
+        let keys = (0..<count).map { _ in pool.nextMaskingKey() }
+        // 32-bit keys: a few collisions are possible by chance, a broken source gives many.
+        XCTAssertGreaterThan(Set(keys).count, count - 10)
+    }
+}

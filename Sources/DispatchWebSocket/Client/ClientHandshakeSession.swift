@@ -47,7 +47,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
         self.redirectsLeft = redirectsLeft
         self.parser = HTTPHeadParser(maxHeadBytes: client.configuration.maxHeaderBytes)
         var generator = SystemRandomNumberGenerator()
-        key = Base64.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let nonce = (generator.next(), generator.next())  // 16 bytes from the secure source
+        key = Base64.encode(withUnsafeBytes(of: nonce) { Array($0) })
     }
 
     func start() {

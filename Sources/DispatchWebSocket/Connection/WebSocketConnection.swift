@@ -389,7 +389,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         var range = range
         if !isServer {
             // Clients mask every frame with a fresh key (RFC 6455 §5.3); the masked copy is the payload.
-            let key = WebSocketMaskingKey.random()
+            let key = loop.randomPool.nextMaskingKey()
             header.maskingKey = key
             let masked = payload.withUnsafeBytes { source in
                 [UInt8](unsafeUninitializedCapacity: range.count) { buffer, initialized in

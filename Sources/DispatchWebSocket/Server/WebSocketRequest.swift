@@ -65,9 +65,9 @@ public final class WebSocketRequest: @unchecked Sendable {
         for line in head.headers.values(for: "Cookie") {
             for pair in line.split(separator: ";") {
                 guard let equals = pair.firstIndex(of: "=") else { continue }
-                let name = pair[..<equals].trimmingSpaces
+                let name = String(pair[..<equals].trimmingOWS)
                 if !name.isEmpty && cookies[name] == nil {
-                    cookies[name] = pair[pair.index(after: equals)...].trimmingSpaces
+                    cookies[name] = String(pair[pair.index(after: equals)...].trimmingOWS)
                 }
             }
         }
@@ -128,11 +128,5 @@ public final class WebSocketRequest: @unchecked Sendable {
             return !decided
         }
         guard first else { throw WebSocketError(.notConnected, "the request was already accepted or rejected") }
-    }
-}
-
-extension Substring {
-    var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

@@ -33,6 +33,9 @@ final class EventLoop: @unchecked Sendable {
     let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: 2 * EventLoop.maxGather)
     let headerArena = UnsafeMutableRawPointer.allocate(byteCount: EventLoop.maxGather * FrameHeader.maxSize, alignment: 8)
 
+    /// Masking keys for the client connections on this loop.
+    var randomPool = SecureRandomPool()
+
     /// Channels with queued bytes, written when the current event ends (corking).
     private var pendingFlush: [SocketChannel] = []
     /// Work to run when the current event ends, before its writes go out.
