@@ -243,3 +243,56 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertThrowsError(try second.upgrade()) { XCTAssertTrue("\($0)".contains("503"), "\($0)") }
     }
 }
+
+final class DescriptorExhaustionTests: XCTestCase {
+    /// Runs out of descriptors on purpose (a lowered RLIMIT_NOFILE), checks that the accept loop
+    /// reports EMFILE, keeps serving, and accepts the waiting clients once descriptors are freed.
+    func testAcceptRecoversFromEMFILE() throws {
+        let errors = EventLog<Int32>()
+        let (server, port) = try startServer(self, configure: { $0.autoAcceptConnections = true }) { server in
+            server.onError = { errors.append($0.errno ?? 0) }
+        }
+        _ = server
+        // Warm up: the first connection creates the loops' own descriptors.
+        do {
+            let warm = try RawClient(port: port)
+            try warm.upgrade()
+        }
+        // Create every client socket before lowering the limit; connecting needs no new descriptor.
+        let address = try Socket.resolve(host: "127.0.0.1", port: port, passive: false)[0]
+        let sockets = (0..<8).map { _ in socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+        var saved = rlimit()
+        getrlimit(RLIMIT_NOFILE_VALUE, &saved)
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+        var lowered = saved
+        lowered.rlim_cur = rlim_t(open + 2)  // room for two accepted connections only
+        setrlimit(RLIMIT_NOFILE_VALUE, &lowered)
+        defer { setrlimit(RLIMIT_NOFILE_VALUE, &saved) }
+
+        let request = Array(("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8)
+        for fd in sockets {
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            XCTAssertEqual(address.withSockAddr { connect(fd, $0, $1) }, 0)
+            _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+        XCTAssertEqual(errors.waitForCount(1).first, EMFILE)
+
+        // Read each answer; closing an answered client frees a descriptor for the next one.
+        var upgraded = 0
+        for fd in sockets {
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 && String(decoding: buffer[0..<n], as: UTF8.self).hasPrefix("HTTP/1.1 101") { upgraded += 1 }
+            close(fd)
+        }
+        XCTAssertEqual(upgraded, sockets.count, "every waiting client is accepted once descriptors are free")
+    }
+}
+
+#if canImport(Glibc)
+private let RLIMIT_NOFILE_VALUE = Int32(RLIMIT_NOFILE.rawValue)
+#else
+private let RLIMIT_NOFILE_VALUE = RLIMIT_NOFILE
+#endif
