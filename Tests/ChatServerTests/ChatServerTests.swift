@@ -8,9 +8,12 @@ final class ChatUser: @unchecked Sendable {
     private let lock = NSLock()
     private var received: [[String: Any]] = []
     private var connection: WebSocketConnection?
-    private(set) var closeCode: WebSocketCloseCode?
-    private(set) var httpStatus: Int?
-    private(set) var failed = false
+    private var storedCloseCode: WebSocketCloseCode?
+    private var storedHTTPStatus: Int?
+    private var storedFailed = false
+    var closeCode: WebSocketCloseCode? { lock.withLock { storedCloseCode } }
+    var httpStatus: Int? { lock.withLock { storedHTTPStatus } }
+    var failed: Bool { lock.withLock { storedFailed } }
     private let signal = DispatchSemaphore(value: 0)
     let client = WebSocketClient()
 
@@ -23,15 +26,15 @@ final class ChatUser: @unchecked Sendable {
                 signal.signal()
             }
             connection.onClose = { [self] code, _ in
-                lock.withLock { closeCode = code }
+                lock.withLock { storedCloseCode = code }
                 signal.signal()
             }
             lock.withLock { self.connection = connection }
             signal.signal()
         }
-        client.onHTTPResponse = { [self] status, _, _ in lock.withLock { httpStatus = status } }
+        client.onHTTPResponse = { [self] status, _, _ in lock.withLock { storedHTTPStatus = status } }
         client.onConnectFailed = { [self] _ in
-            lock.withLock { failed = true }
+            lock.withLock { storedFailed = true }
             signal.signal()
         }
         client.connect(url: "ws://127.0.0.1:\(port)/chat", protocols: protocols, origin: origin)

@@ -75,6 +75,27 @@ final class ReliabilityTests: XCTestCase {
         waitUntil(openDescriptors, equals: baseline)
     }
 
+    /// Data and the end of the connection arriving in one wake-up: libdispatch stops watching a
+    /// descriptor after EPOLLHUP/EPOLLRDHUP, so the channel must read to the end right then.
+    func testDataFollowedAtOnceByResetOrFINStillEndsTheConnection() throws {
+        let fixture = try startEchoServer(self)
+        do {
+            let warm = try RawClient(port: fixture.port)
+            try warm.upgrade()
+        }
+        fixture.closes.waitForCount(1)
+        let baseline = openDescriptors()
+        let partial = Array(WebSocketFrame(opcode: .binary, maskingKey: .random(), payload: Array(repeating: 1, count: 5000)).encoded().prefix(700))
+        for index in 0..<200 {
+            let client = try RawClient(port: fixture.port)
+            try client.upgrade()
+            if index % 2 == 0 { resetSocket(client) }  // RST right behind the data
+            try client.write(partial)
+        }  // each client closes here: RST or FIN right after its bytes
+        fixture.closes.waitForCount(201)
+        waitUntil(openDescriptors, equals: baseline)
+    }
+
     func testConnectionObjectsAreFreedAfterAChurnOfConnections() throws {
         let fixture = try startEchoServer(self)
         let baseline = WebSocketConnection.liveCount.load(ordering: .relaxed)

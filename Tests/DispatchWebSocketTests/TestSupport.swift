@@ -1,10 +1,9 @@
 import XCTest
-import Synchronization
 @testable import DispatchWebSocket
 
 /// A thread-safe list that event handlers (on loop queues) append to and tests wait on.
 final class EventLog<Element: Sendable>: Sendable {
-    private let items = Mutex<[Element]>([])
+    private let items = LockedValue<[Element]>([])
     private let condition = Condition()
 
     func append(_ item: Element) {

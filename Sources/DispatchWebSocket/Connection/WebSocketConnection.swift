@@ -19,7 +19,7 @@ import Synchronization
 /// ```
 public final class WebSocketConnection: @unchecked Sendable {
     // @unchecked Sendable: mutable state is confined to `loop.queue`; the few values readable
-    // from any thread live in `shared` (a Mutex) and the handlers in `handlerStore`.
+    // from any thread live in `shared` and the handlers in `handlerStore` (both locked).
 
     /// Whether this is the server end of the connection.
     public let isServer: Bool
@@ -49,7 +49,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         var drain: (@Sendable () -> Void)?
     }
 
-    private let handlerStore = Mutex(Handlers())
+    private let handlerStore = LockedValue(Handlers())
     private let handlersChanged = Atomic<Bool>(false)
     /// The loop's copy of `handlerStore`, refreshed when `handlersChanged` says so: events read
     /// handlers without taking a lock.
@@ -62,7 +62,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         /// After `onClose`: handlers are released and no longer stored.
         var isFinished = false
     }
-    private let shared = Mutex(Shared())
+    private let shared = LockedValue(Shared())
 
     /// Internal observers (the server's connection tracking), called after `onClose`.
     var closeObservers: [(WebSocketConnection) -> Void] = []

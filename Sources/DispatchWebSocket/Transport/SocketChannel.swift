@@ -91,6 +91,8 @@ final class SocketChannel: @unchecked Sendable {
         guard readPaused, let source = readSource else { return }
         readPaused = false
         source.resume()
+        // Bytes (or a hang-up) that arrived while paused may bring no new event: look now.
+        loop.queue.async { [self] in readable() }
     }
 
     private func readable() {
@@ -102,10 +104,9 @@ final class SocketChannel: @unchecked Sendable {
                 switch socket.read(into: buffer) {
                 case .bytes(let n):
                     handler?.channelRead(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
-                    // A short read usually means the socket is drained. Not after our half-close:
-                    // libdispatch stops watching a descriptor once epoll reports EPOLLHUP, so the
-                    // peer's EOF must be read now or it would never be seen.
-                    if n < buffer.count && state != .halfClosed && state != .shuttingDown { return }
+                    // Keep reading until EAGAIN even after a short read: libdispatch stops watching
+                    // a descriptor once epoll reports EPOLLHUP or EPOLLRDHUP, so when the peer's
+                    // FIN or RST came with this data, this wake-up is the last chance to see it.
                 case .wouldBlock:
                     return
                 case .endOfFile:
@@ -117,6 +118,9 @@ final class SocketChannel: @unchecked Sendable {
                     return
                 }
             }
+            // Read budget used up with data still coming: continue after the loop's other work
+            // rather than rely on another event, which never comes after a hang-up.
+            loop.queue.async { [self] in readable() }
         }
     }
 
