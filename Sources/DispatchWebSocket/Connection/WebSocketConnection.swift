@@ -297,7 +297,7 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     // MARK: Internals
 
-    func onLoop(_ body: @escaping @Sendable () -> Void) {
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
         if loop.inLoop {
             body()
         } else {

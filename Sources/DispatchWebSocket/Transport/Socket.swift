@@ -180,10 +180,6 @@ struct Socket: Sendable {
     func localAddress() -> SocketAddress? {
         SocketAddress { getsockname(fd, $0, $1) }
     }
-
-    func peerAddress() -> SocketAddress? {
-        SocketAddress { getpeername(fd, $0, $1) }
-    }
 }
 
 // The module-level functions shadowed by Socket's methods, under names that cannot clash.

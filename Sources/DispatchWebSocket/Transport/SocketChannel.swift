@@ -61,8 +61,6 @@ final class SocketChannel: @unchecked Sendable {
     var bufferedAmount: Int { outbound.bufferedAmount }
     var publishedBufferedAmount: Int { bufferedMirror.load(ordering: .relaxed) }
     var isClosed: Bool { state == .closed }
-    /// True once `closeGracefully` or `close` was called.
-    var isClosing: Bool { state != .idle && state != .open }
 
     /// Starts reading. Call once, on the loop. `readNow` tries a read at once, for a socket
     /// whose first bytes have probably arrived already (a client's request right after accept):
