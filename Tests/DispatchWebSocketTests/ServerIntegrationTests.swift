@@ -50,6 +50,17 @@ final class ServerIntegrationTests: XCTestCase {
         XCTAssertEqual(frames.flatMap(\.payload), payload)
     }
 
+    func testWithoutFragmentationALargeMessageGoesOutAsOneFrame() throws {
+        let fixture = try startEchoServer(self) { $0.connection.fragmentOutgoingMessages = false }
+        let client = try RawClient(port: fixture.port)
+        try client.upgrade()
+        let payload = [UInt8](repeating: 5, count: 100_000)
+        try client.send(.binary, payload)
+        XCTAssertEqual(try client.readFrame(), WebSocketFrame(opcode: .binary, payload: payload))
+        try client.send(.binary, [])
+        XCTAssertEqual(try client.readFrame(), WebSocketFrame(opcode: .binary, payload: []))
+    }
+
     func testPingIsAnsweredUnlessTheHandlerCancels() throws {
         let pings = EventLog<[UInt8]>()
         let (_, port) = try startServer(self) { server in
@@ -199,7 +210,7 @@ final class ServerIntegrationTests: XCTestCase {
         let (server, port) = try startServer(self, configure: {
             $0.connection.keepalive = true
             $0.connection.keepaliveInterval = .milliseconds(100)
-            $0.connection.keepaliveGracePeriod = .milliseconds(300)
+            $0.connection.keepaliveGracePeriod = .seconds(5)  // generous: a loaded CI machine must not drop us
         }) { server in
             server.onRequest = { request in _ = try? request.accept() }
         }
@@ -316,8 +327,10 @@ final class ServerIntegrationTests: XCTestCase {
         let (_, port) = try startServer(self) { server in
             server.onRequest = { request in
                 DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) {
-                    let connection = try? request.accept()
-                    connection?.onMessage = { connection?.send($0) }
+                    // From another thread, handlers go in `configure` so no message can beat them.
+                    _ = try? request.accept { connection in
+                        connection.onMessage = { connection.send($0) }
+                    }
                 }
             }
         }

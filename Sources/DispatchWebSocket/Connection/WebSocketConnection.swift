@@ -339,7 +339,7 @@ public final class WebSocketConnection: @unchecked Sendable {
             return .dropped
         }
         let threshold = configuration.fragmentOutgoingMessages ? max(1, configuration.fragmentationThreshold) : Int.max
-        let frames = count == 0 ? 1 : (count + threshold - 1) / threshold
+        let frames = count == 0 ? 1 : 1 + (count - 1) / threshold  // no overflow when threshold is Int.max
         guard channel.bufferedAmount + count + frames * FrameHeader.maxSize <= configuration.maxQueuedBytes else {
             return overflow(completion)
         }

@@ -83,18 +83,31 @@ public final class WebSocketRequest: @unchecked Sendable {
         remoteAddress = remoteAddresses[0]
     }
 
-    /// Accepts the connection and returns it, ready for its handlers to be set. Events start
-    /// after the current turn of the caller's code, so handlers set right away miss nothing.
+    /// Accepts the connection and returns it.
+    ///
+    /// Called inside ``WebSocketServer/onRequest`` (on the loop queue), events start only after
+    /// the handler returns, so handlers set on the returned connection miss nothing. Called later
+    /// from another thread, the first message may race with code after `accept` returns: set the
+    /// handlers in `configure`, which runs before the connection can deliver anything (or in
+    /// ``WebSocketServer/onConnect``).
+    ///
+    /// ```swift
+    /// try request.accept(protocol: "chat") { connection in
+    ///     connection.onMessage = { connection.send($0) }
+    /// }
+    /// ```
     ///
     /// - Parameters:
     ///   - protocol: the subprotocol to agree on; must be one of ``requestedProtocols``.
     ///   - cookies: cookies to set with the response.
     ///   - headers: extra response headers.
+    ///   - configure: sets up the connection (its event handlers) before it starts.
     /// - Throws: ``WebSocketError`` `.invalidArgument` for a protocol the client did not offer or
     ///   an invalid cookie, `.notConnected` when the request was already decided or the client left.
     @discardableResult
     public func accept(
-        protocol: String? = nil, cookies: [WebSocketCookie] = [], headers: HTTPHeaders = [:]
+        protocol: String? = nil, cookies: [WebSocketCookie] = [], headers: HTTPHeaders = [:],
+        configure: ((WebSocketConnection) -> Void)? = nil
     ) throws(WebSocketError) -> WebSocketConnection {
         if let `protocol`, !requestedProtocols.contains(`protocol`) {
             throw WebSocketError(
@@ -109,6 +122,7 @@ public final class WebSocketRequest: @unchecked Sendable {
         let connection = WebSocketConnection(
             channel: session.channel, role: .server, protocol: `protocol`,
             configuration: session.server.configuration.connection)
+        configure?(connection)
         session.completeUpgrade(connection, response: response)
         return connection
     }
