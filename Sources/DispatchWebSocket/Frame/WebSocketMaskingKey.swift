@@ -1,108 +1,136 @@
 /// The 4-byte masking key of a frame (RFC 6455 §5.3).
+///
+/// Clients mask every frame they send with a fresh random key so that a script cannot choose
+/// the bytes that appear on the wire (§10.3); servers unmask every frame they receive. Masking
+/// is an XOR with the key repeated over the payload, so applying it twice restores the input.
+///
+/// The key is read back with ``bytes`` (a tuple in wire order).
 public struct WebSocketMaskingKey: Sendable, Hashable, CustomStringConvertible {
-    /// The key's bytes in wire order, stored in memory order so one load gives a word to XOR with.
+    /// The key bytes in memory order: storing this word writes them in wire order, on any
+    /// endianness. Kept as one word so building the 8-byte XOR pattern is a few register ops.
     private let word: UInt32
 
+    /// Creates a key from its four bytes in wire order.
     public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8) {
-        var word: UInt32 = 0
-        withUnsafeMutableBytes(of: &word) { raw in
-            raw[0] = b0
-            raw[1] = b1
-            raw[2] = b2
-            raw[3] = b3
-        }
-        self.word = word
+        // `numeric` holds b0 in its low byte; `.littleEndian` turns that into memory order.
+        let numeric = UInt32(b0) | UInt32(b1) &<< 8 | UInt32(b2) &<< 16 | UInt32(b3) &<< 24
+        word = numeric.littleEndian
     }
 
-    /// Creates a key from exactly four bytes.
+    /// Creates a key from a collection of exactly four bytes (wire order), or `nil` for any other
+    /// count, so a key can be taken straight from a header slice.
     public init?<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        guard bytes.count == 4 else { return nil }
         var iterator = bytes.makeIterator()
-        self.init(iterator.next()!, iterator.next()!, iterator.next()!, iterator.next()!)
+        guard let b0 = iterator.next(), let b1 = iterator.next(), let b2 = iterator.next(),
+            let b3 = iterator.next(), iterator.next() == nil
+        else { return nil }
+        self.init(b0, b1, b2, b3)
     }
 
-    /// The four bytes in wire order.
+    /// The four key bytes in wire order, as they follow the payload length in a frame header.
     public var bytes: (UInt8, UInt8, UInt8, UInt8) {
-        withUnsafeBytes(of: word) { ($0[0], $0[1], $0[2], $0[3]) }
+        let numeric = UInt32(littleEndian: word)
+        return (
+            UInt8(truncatingIfNeeded: numeric), UInt8(truncatingIfNeeded: numeric &>> 8),
+            UInt8(truncatingIfNeeded: numeric &>> 16), UInt8(truncatingIfNeeded: numeric &>> 24)
+        )
     }
 
-    /// A key from `generator`.
+    /// A key drawn from `generator`; lets tests and pooled random sources supply the entropy.
     public static func random<G: RandomNumberGenerator>(using generator: inout G) -> WebSocketMaskingKey {
-        let value = UInt32.random(in: .min ... .max, using: &generator)
-        return withUnsafeBytes(of: value) { WebSocketMaskingKey($0[0], $0[1], $0[2], $0[3]) }
+        let value = UInt32(truncatingIfNeeded: generator.next())
+        return WebSocketMaskingKey(
+            UInt8(truncatingIfNeeded: value), UInt8(truncatingIfNeeded: value &>> 8),
+            UInt8(truncatingIfNeeded: value &>> 16), UInt8(truncatingIfNeeded: value &>> 24))
     }
 
-    /// A key from the system's secure random source.
+    /// A key from the system's cryptographically secure generator, as §5.3 requires
+    /// ("derived from a strong source of entropy").
     public static func random() -> WebSocketMaskingKey {
         var generator = SystemRandomNumberGenerator()
         return random(using: &generator)
     }
 
+    /// The key as eight lowercase hex digits in wire order, e.g. `37fa213d`.
     public var description: String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
         let b = bytes
-        return [b.0, b.1, b.2, b.3].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
-
-    /// The key repeated over 8 bytes, rotated so that its first byte lines up with `offset % 4`.
-    @inline(__always)
-    private func pattern(offset: Int) -> UInt64 {
-        let shift = UInt32((offset & 3) * 8)
-        // Memory order: byte i of `rotated` is key byte (i + offset) % 4.
-        #if _endian(little)
-        let rotated = shift == 0 ? word : (word >> shift) | (word << (32 - shift))
-        #else
-        let rotated = shift == 0 ? word : (word << shift) | (word >> (32 - shift))
-        #endif
-        var pattern: UInt64 = 0
-        withUnsafeMutableBytes(of: &pattern) { raw in
-            raw.storeBytes(of: rotated, toByteOffset: 0, as: UInt32.self)
-            raw.storeBytes(of: rotated, toByteOffset: 4, as: UInt32.self)
+        var text: [UInt8] = []
+        text.reserveCapacity(8)
+        for byte in [b.0, b.1, b.2, b.3] {
+            text.append(digits[Int(byte &>> 4)])
+            text.append(digits[Int(byte & 0x0F)])
         }
-        return pattern
+        return String(decoding: text, as: UTF8.self)
     }
 
-    /// XORs `buffer` in place: byte `i` with key byte `(offset + i) % 4`. Masking and unmasking
-    /// are the same operation. Works 32 bytes per iteration, then 8, then byte-wise.
-    public func unmask(_ buffer: UnsafeMutableRawBufferPointer, offset: Int = 0) {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        apply(from: UnsafeRawPointer(base), to: base, count: buffer.count, offset: offset)
+    /// XORs `buffer` in place, byte `i` with key byte `(offset + i) % 4`.
+    ///
+    /// Masking and unmasking are the same operation. `offset` is the number of payload bytes
+    /// already processed, so a frame's payload can be unmasked in the chunks it arrives in.
+    func unmask(_ buffer: UnsafeMutableRawBufferPointer, offset: Int = 0) {
+        guard let base = buffer.baseAddress else { return }
+        xor(from: UnsafeRawPointer(base), to: base, count: buffer.count, offset: offset)
     }
 
-    /// Writes `src` XOR the key into `dst` (which may be the same memory); `dst` must be at
-    /// least as long as `src`.
-    public func mask(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, offset: Int = 0) {
-        precondition(dst.count >= src.count, "mask destination too small")
-        guard let source = src.baseAddress, let destination = dst.baseAddress, src.count > 0 else { return }
-        apply(from: source, to: destination, count: src.count, offset: offset)
+    /// Writes `dst[i] = src[i] ^ key[(offset + i) % 4]` for every byte of `src`.
+    ///
+    /// Copying while masking saves a pass over the payload when a client builds a frame.
+    /// `dst` must hold at least `src.count` bytes; it may be the very same memory as `src`
+    /// (but must not overlap it at a different address). Bytes of `dst` past `src.count` are
+    /// left untouched.
+    func mask(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, offset: Int = 0) {
+        precondition(dst.count >= src.count, "WebSocketMaskingKey.mask: destination is smaller than the source")
+        guard let source = src.baseAddress, let destination = dst.baseAddress else { return }
+        xor(from: source, to: destination, count: src.count, offset: offset)
     }
 
+    /// The shared loop: 32 bytes per iteration as four independent 64-bit words (so the CPU can
+    /// overlap them), then single words, then at most 7 bytes one at a time. Loads and stores are
+    /// unaligned because payloads start wherever the header ended.
     @inline(__always)
-    private func apply(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int, offset: Int) {
-        let pattern = self.pattern(offset: offset)
+    private func xor(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int, offset: Int) {
+        // Rotate the key so that its byte `offset % 4` comes first. Working on the numeric
+        // (little-endian) value keeps this endian-neutral; with masking shifts a rotation by 0
+        // is `k | k`, so no branch is needed.
+        let k = UInt32(littleEndian: word)
+        let shift = UInt32(truncatingIfNeeded: offset & 3) &* 8
+        let rotated = (k &>> shift) | (k &<< (32 &- shift))
+        let numeric = UInt64(rotated) | UInt64(rotated) &<< 32
+        // Byte j of `pattern` in memory is key byte (offset + j) % 4, for j in 0..<8.
+        let pattern = numeric.littleEndian
+
         var i = 0
-        while i + 32 <= count {
+        let wideEnd = count & ~31
+        while i < wideEnd {
             let a = source.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            let b = source.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)
-            let c = source.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self)
-            let d = source.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)
+            let b = source.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self)
+            let c = source.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self)
+            let d = source.loadUnaligned(fromByteOffset: i &+ 24, as: UInt64.self)
             destination.storeBytes(of: a ^ pattern, toByteOffset: i, as: UInt64.self)
-            destination.storeBytes(of: b ^ pattern, toByteOffset: i + 8, as: UInt64.self)
-            destination.storeBytes(of: c ^ pattern, toByteOffset: i + 16, as: UInt64.self)
-            destination.storeBytes(of: d ^ pattern, toByteOffset: i + 24, as: UInt64.self)
-            i += 32
+            destination.storeBytes(of: b ^ pattern, toByteOffset: i &+ 8, as: UInt64.self)
+            destination.storeBytes(of: c ^ pattern, toByteOffset: i &+ 16, as: UInt64.self)
+            destination.storeBytes(of: d ^ pattern, toByteOffset: i &+ 24, as: UInt64.self)
+            i &+= 32
         }
-        while i + 8 <= count {
+        let wordEnd = count & ~7
+        while i < wordEnd {
             let a = source.loadUnaligned(fromByteOffset: i, as: UInt64.self)
             destination.storeBytes(of: a ^ pattern, toByteOffset: i, as: UInt64.self)
-            i += 8
+            i &+= 8
         }
-        // The pattern repeats every 4 bytes, so byte i of the tail uses pattern byte i % 8.
-        withUnsafeBytes(of: pattern) { keyBytes in
-            while i < count {
-                let byte = source.load(fromByteOffset: i, as: UInt8.self) ^ keyBytes[i & 7]
-                destination.storeBytes(of: byte, toByteOffset: i, as: UInt8.self)
-                i += 1
-            }
+        // `i` is a multiple of 8 here, so the tail starts again at pattern byte 0.
+        if count &- i >= 4 {
+            let a = source.loadUnaligned(fromByteOffset: i, as: UInt32.self)
+            destination.storeBytes(of: a ^ UInt32(truncatingIfNeeded: numeric).littleEndian, toByteOffset: i, as: UInt32.self)
+            i &+= 4
+        }
+        var keyBytes = rotated  // the next key byte in its low 8 bits
+        while i < count {
+            let byte = source.load(fromByteOffset: i, as: UInt8.self) ^ UInt8(truncatingIfNeeded: keyBytes)
+            destination.storeBytes(of: byte, toByteOffset: i, as: UInt8.self)
+            keyBytes &>>= 8
+            i &+= 1
         }
     }
 }
