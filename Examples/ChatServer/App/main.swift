@@ -1,4 +1,4 @@
-// ChatServer: a small chat room in the browser, built on DispatchWebSocket.
+// ChatServer: a chat room in the browser, built on DispatchWebSocket.
 //
 //   swift run ChatServer [--host 127.0.0.1] [--port 8080] [--allow-origin ORIGIN]... [--any-origin]
 //
@@ -11,15 +11,28 @@ import Glibc
 import Darwin
 #endif
 
+let usage = """
+    usage: ChatServer [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--any-origin]
+      --host HOST            address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)
+      --port PORT            port to listen on (default 8080, or $PORT; 0 picks a free one)
+      --allow-origin ORIGIN  also accept pages from ORIGIN, e.g. http://localhost:3000 (repeatable)
+      --any-origin           accept pages from any origin
+    """
+
 func fail(_ message: String) -> Never {
     var line = "ChatServer: \(message)\n"
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     exit(2)
 }
 
+func port(_ text: String?) -> Int {
+    guard let text, let port = Int(text), (0...65535).contains(port) else { fail("the port must be 0–65535\n\(usage)") }
+    return port
+}
+
 func parseConfiguration() -> ChatServer.Configuration {
     var configuration = ChatServer.Configuration()
-    if let port = getenv("PORT").flatMap({ Int(String(cString: $0)) }) { configuration.port = port }
+    if let value = getenv("PORT") { configuration.port = port(String(cString: value)) }
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
         switch argument {
@@ -27,34 +40,43 @@ func parseConfiguration() -> ChatServer.Configuration {
             guard let host = arguments.popFirst() else { fail("--host needs a value") }
             configuration.host = host
         case "--port":
-            guard let port = arguments.popFirst().flatMap({ Int($0) }) else { fail("--port needs a number") }
-            configuration.port = port
+            configuration.port = port(arguments.popFirst())
         case "--allow-origin":
             guard let origin = arguments.popFirst() else { fail("--allow-origin needs a value") }
             configuration.allowedOrigins.insert(origin)
-        case "--any-origin": configuration.allowAnyOrigin = true
-        default: fail("usage: ChatServer [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--any-origin]")
+        case "--any-origin":
+            configuration.allowAnyOrigin = true
+        case "-h", "--help":
+            print(usage)
+            exit(0)
+        default:
+            fail("unknown argument \(argument)\n\(usage)")
         }
     }
-    guard (0...65535).contains(configuration.port) else { fail("the port must be 0–65535") }
     return configuration
 }
 
 let chat = ChatServer(configuration: parseConfiguration())
 do {
     let address = try chat.start()
-    let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+    // Listening on every interface: this machine is still reachable as localhost.
+    let host = ["0.0.0.0", "::"].contains(address.host) ? "localhost"
+        : address.host.contains(":") ? "[\(address.host)]" : address.host
     print("Chat server running: open http://\(host):\(address.port)/ in your browser (Ctrl-C to stop)")
     fflush(nil)
 } catch {
-    fail("\(error)")
+    fail("cannot listen on \(chat.configuration.host):\(chat.configuration.port): \(error)")
 }
 
+// Ctrl-C or SIGTERM: every client gets a close frame with 1001 "server shutting down", then we exit.
 signal(SIGINT, SIG_IGN)
 signal(SIGTERM, SIG_IGN)
 let signals = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
 for source in signals {
-    source.setEventHandler { chat.shutDown { exit(0) } }
+    source.setEventHandler {
+        print("\nShutting down…")
+        chat.shutDown { exit(0) }
+    }
     source.resume()
 }
 dispatchMain()

@@ -28,14 +28,19 @@ enum ChatPage {
   aside { border-right: 1px solid var(--line); padding: 16px; overflow-y: auto; }
   aside h2 { font-size: 12px; letter-spacing: .08em; text-transform: uppercase; color: var(--muted); margin: 0 0 10px; }
   .user { display: flex; align-items: center; gap: 10px; padding: 6px 8px; border-radius: 8px; }
+  #users.stale { opacity: .45; }
   .user.me { background: rgba(99,102,241,.15); }
   .avatar { width: 28px; height: 28px; border-radius: 50%; display: grid; place-items: center; font-size: 13px; font-weight: 700; color: white; flex: none; }
   section { display: grid; grid-template-rows: 1fr auto; min-height: 0; }
   #log { overflow-y: auto; padding: 18px 22px; display: flex; flex-direction: column; gap: 10px; }
+  #log > :first-child { margin-top: auto; }  /* new messages appear at the bottom, like any chat */
   .msg { display: flex; gap: 10px; max-width: 80%; }
   .msg.mine { align-self: flex-end; flex-direction: row-reverse; }
   .bubble { background: var(--card); border: 1px solid var(--line); padding: 8px 12px; border-radius: 14px; border-top-left-radius: 4px; }
   .msg.mine .bubble { background: linear-gradient(135deg, #4f46e5, #6366f1); border-color: transparent; border-top-left-radius: 14px; border-top-right-radius: 4px; }
+  .msg.cont { margin-top: -6px; } .msg.cont .avatar { visibility: hidden; } .msg.cont .meta { display: none; }
+  .msg.cont .bubble { border-top-left-radius: 14px; } .msg.mine.cont .bubble { border-top-right-radius: 14px; }
+  .empty { align-self: center; color: var(--muted); font-size: 13px; }
   .meta { font-size: 12px; color: var(--muted); margin-bottom: 2px; }
   .msg.mine .meta { color: #c7d2fe; }
   .text { white-space: pre-wrap; word-wrap: break-word; }
@@ -80,54 +85,113 @@ enum ChatPage {
 <script>
 (() => {
   const $ = id => document.getElementById(id);
-  const params = new URLSearchParams(location.search);
-  let socket = null, me = null, wanted = params.get("name") || localStorage.getItem("chat-name") || null;
-  let retry = 0, timer = null;
-  const colors = ["#6366f1","#ec4899","#14b8a6","#f59e0b","#8b5cf6","#06b6d4","#84cc16","#f43f5e"];
-  const color = n => colors[[...n].reduce((a, c) => a + c.codePointAt(0), 0) % colors.length];
-  const time = t => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const el = (tag, className, text) => { const e = document.createElement(tag); e.className = className; if (text !== undefined) e.textContent = text; return e; };
+  const colors = ["#6366f1", "#ec4899", "#14b8a6", "#f59e0b", "#8b5cf6", "#06b6d4", "#84cc16", "#f43f5e"];
+  const color = name => colors[[...name].reduce((h, c) => (h * 33 ^ c.codePointAt(0)) >>> 0, 5381) % colors.length];
+  const clock = t => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 
-  function setState(kind, text) { $("state").className = "state " + kind; $("stateText").textContent = text; }
-  function avatar(name) { const a = document.createElement("div"); a.className = "avatar"; a.style.background = color(name); a.textContent = [...name][0].toUpperCase(); return a; }
-  function scroll() { const log = $("log"); log.scrollTop = log.scrollHeight; }
-  function notice(text, error) { const n = document.createElement("div"); n.className = "notice" + (error ? " error" : ""); n.textContent = text; $("log").append(n); scroll(); }
+  let socket = null, retries = 0;
+  let me = null;  // our nickname once the server welcomed us
+  let wanted = new URLSearchParams(location.search).get("name") || localStorage.getItem("chat-name");
+  let last = null;  // the previous message: a sender's consecutive messages are grouped
+
+  // ---- Rendering ----
+  function avatar(name) { const a = el("div", "avatar", [...name][0].toUpperCase()); a.style.background = color(name); return a; }
+  function append(node) { const log = $("log"); log.querySelector(".empty")?.remove(); log.append(node); log.scrollTop = log.scrollHeight; }
+  function notice(text, isError) { append(el("div", isError ? "notice error" : "notice", text)); }
   function message(m) {
-    const row = document.createElement("div"); row.className = "msg" + (m.from === me ? " mine" : "");
-    const bubble = document.createElement("div"); bubble.className = "bubble";
-    const meta = document.createElement("div"); meta.className = "meta"; meta.textContent = (m.from === me ? "You" : m.from) + " · " + time(m.time);
-    const text = document.createElement("div"); text.className = "text"; text.textContent = m.text;
-    bubble.append(meta, text); row.append(avatar(m.from), bubble); $("log").append(row); scroll();
+    const grouped = last && last.from === m.from && m.time - last.time < 120000 && $("log").lastElementChild?.classList.contains("msg");
+    last = m;
+    const row = el("div", "msg" + (m.from === me ? " mine" : "") + (grouped ? " cont" : ""));
+    const bubble = el("div", "bubble");
+    bubble.append(el("div", "meta", (m.from === me ? "You" : m.from) + " · " + clock(m.time)), el("div", "text", m.text));
+    row.append(avatar(m.from), bubble);
+    append(row);
   }
-  function users(list) {
-    $("count").textContent = list.length; const box = $("users"); box.replaceChildren();
-    for (const u of list) { const row = document.createElement("div"); row.className = "user" + (u === me ? " me" : ""); const label = document.createElement("span"); label.textContent = u + (u === me ? " (you)" : ""); row.append(avatar(u), label); box.append(row); }
+  function showUsers(list) {
+    $("count").textContent = list.length;
+    $("users").classList.remove("stale");
+    $("users").replaceChildren(...list.map(name => {
+      const row = el("div", name === me ? "user me" : "user");
+      row.append(avatar(name), el("span", "", name === me ? name + " (you)" : name));
+      return row;
+    }));
   }
-  function joined(ok) { $("join").classList.toggle("hidden", ok); $("text").disabled = !ok; $("sendButton").disabled = !ok; $("who").textContent = ok ? "Signed in as " + me : "Not joined"; if (ok) $("text").focus(); }
+  function showJoined(ok) {
+    $("join").classList.toggle("hidden", ok);
+    $("text").disabled = $("sendButton").disabled = !ok;
+    $("who").textContent = ok ? "Signed in as " + me : "Not joined";
+    if (ok) $("text").focus();
+  }
+  function showState(kind, text) { $("state").className = "state " + kind; $("stateText").textContent = text; }
+
+  // ---- The connection ----
+  function send(object) {
+    if (socket?.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(object));
+    return true;
+  }
 
   function connect() {
-    clearTimeout(timer); setState("", retry ? "Reconnecting…" : "Connecting…");
+    showState("", retries ? "Reconnecting…" : "Connecting…");
     socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/chat", "chat");
-    socket.onopen = () => { retry = 0; setState("open", "Connected"); if (wanted) socket.send(JSON.stringify({ type: "join", name: wanted })); };
+    socket.onopen = () => {
+      retries = 0;
+      showState("open", "Connected");
+      if (wanted) send({ type: "join", name: wanted });
+    };
     socket.onmessage = event => {
       const m = JSON.parse(event.data);
-      if (m.type === "welcome") { me = m.name; localStorage.setItem("chat-name", me); $("log").replaceChildren(); m.history.forEach(message); users(m.users); joined(true); notice("Welcome, " + me + "!"); }
-      else if (m.type === "message") message(m);
-      else if (m.type === "joined") { users(m.users); if (m.name !== me) notice(m.name + " joined"); }
-      else if (m.type === "left") { users(m.users); notice(m.name + " left"); }
-      else if (m.type === "error") { if (!me) { $("joinError").textContent = m.message; wanted = null; joined(false); } else notice(m.message, true); }
+      switch (m.type) {
+        case "welcome":
+          me = m.name;
+          localStorage.setItem("chat-name", me);
+          $("log").replaceChildren();
+          last = null;
+          m.history.forEach(message);
+          showUsers(m.users);
+          showJoined(true);
+          notice("Welcome, " + me + "!");
+          if (!m.history.length) $("log").append(el("div", "empty", "No messages yet. Say hello!"));
+          break;
+        case "message": message(m); break;
+        case "joined": showUsers(m.users); if (m.name !== me) notice(m.name + " joined"); break;
+        case "left": showUsers(m.users); notice(m.name + " left"); break;
+        case "error":
+          if (me) { notice(m.message, true); break; }
+          $("joinError").textContent = m.message;  // the nickname was refused
+          wanted = null;
+          showJoined(false);
+          break;
+      }
     };
     socket.onclose = event => {
-      $("text").disabled = true; $("sendButton").disabled = true;
-      const delay = Math.min(30000, 1000 * 2 ** retry++) * (0.75 + Math.random() / 2);
-      setState("closed", (event.reason || "Disconnected") + " — retrying in " + Math.round(delay / 1000) + " s");
-      if (me) wanted = me; me = null; timer = setTimeout(connect, delay);
+      // Try again after 1, 2, 4… up to 30 seconds (with jitter, so that clients do not all come back at once).
+      const delay = Math.min(30000, 1000 * 2 ** retries++) * (0.75 + Math.random() / 2);
+      showState("closed", (event.reason || "Disconnected") + " — retrying in " + Math.round(delay / 1000) + " s");
+      $("text").disabled = $("sendButton").disabled = true;
+      $("users").classList.add("stale");
+      if (me) wanted = me;  // rejoin under the same name
+      me = null;
+      setTimeout(connect, delay);
     };
   }
-  $("joinForm").onsubmit = e => { e.preventDefault(); wanted = $("name").value.trim(); $("joinError").textContent = "";
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "join", name: wanted })); };
-  $("send").onsubmit = e => { e.preventDefault(); const text = $("text").value.trim(); if (!text || !socket || socket.readyState !== WebSocket.OPEN) return;
-    socket.send(JSON.stringify({ type: "message", text })); $("text").value = ""; };
-  joined(false); if (wanted) $("name").value = wanted; connect();
+
+  $("joinForm").onsubmit = event => {
+    event.preventDefault();
+    if (me) return;
+    wanted = $("name").value.trim();
+    $("joinError").textContent = "";
+    send({ type: "join", name: wanted });
+  };
+  $("send").onsubmit = event => {
+    event.preventDefault();
+    const text = $("text").value.trim();
+    if (text && send({ type: "message", text })) $("text").value = "";
+  };
+  $("name").value = wanted || "";
+  showJoined(false);
+  connect();
 })();
 </script>
 </body>

@@ -4,177 +4,181 @@ import Foundation
 /// A small chat room: serves its page at `GET /` and speaks a JSON protocol (``ChatProtocol``)
 /// over WebSocket at `/chat` with the `chat` subprotocol, on the same port.
 ///
-/// Shared state (who is online, the history) lives on one serial queue; every connection's
-/// events arrive on its own loop queue and hop there. Sending is safe from any queue.
+/// Threading: each connection's events arrive on its own loop queue (there may be several), so
+/// they hop onto one serial queue, `room`, which owns all shared state — who is online, the
+/// history, each member's rate limiter. Sends are safe from any queue; made from `room`, they
+/// reach every client in the same order.
 public final class ChatServer: @unchecked Sendable {
     // @unchecked Sendable: `members` and `history` are only touched on `room`.
 
     public struct Configuration: Sendable {
         public var host = "127.0.0.1"
         public var port = 8080
-        /// Origins besides this server's own page that may connect (e.g. a dev server).
+        /// Origins besides this server's own page that may connect, e.g. `http://localhost:3000`.
         public var allowedOrigins: Set<String> = []
-        /// Accept any origin (for testing with other pages).
+        /// Accept pages from any origin.
         public var allowAnyOrigin = false
-        /// Messages a user may send per `ratePeriod`.
+        /// Messages a connection may send per `ratePeriod` seconds.
         public var rateLimit = 10
         public var ratePeriod: TimeInterval = 10
-        /// Longest chat message, in characters.
+        /// The longest chat message, in characters.
         public var maxMessageLength = 1000
-        /// Messages a late joiner gets.
+        /// How many recent messages a newcomer gets.
         public var historySize = 50
-        /// Errors (malformed, too long, too fast…) before the connection is closed with 1008.
+        /// Invalid messages (malformed, too long, too fast…) before the connection is closed with 1008.
         public var maxErrors = 5
         public init() {}
+    }
+
+    /// A connection and what the room knows of it. Only used on `room`.
+    private final class Member {
+        let connection: WebSocketConnection
+        let address: String
+        var name: String?
+        var limiter: RateLimiter
+        var errors = 0
+        init(connection: WebSocketConnection, address: String, limiter: RateLimiter) {
+            (self.connection, self.address, self.limiter) = (connection, address, limiter)
+        }
     }
 
     public let configuration: Configuration
     private let server: WebSocketServer
     private let room = DispatchQueue(label: "chat.room")
     private var members: [ObjectIdentifier: Member] = [:]
-    private var history: [ChatProtocol.ChatLine] = []
-
-    private final class Member: @unchecked Sendable {
-        // Touched on the connection's loop queue (limiter, errors) or on `room` (name).
-        let connection: WebSocketConnection
-        var name: String?
-        var limiter: RateLimiter
-        var errors = 0
-        init(_ connection: WebSocketConnection, limiter: RateLimiter) {
-            self.connection = connection
-            self.limiter = limiter
-        }
-    }
+    private var history: [ChatProtocol.Line] = []
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        var serverConfiguration = WebSocketServer.Configuration()
-        serverConfiguration.connection.maxReceivedMessageSize = 16 * 1024
-        serverConfiguration.connection.maxReceivedFrameSize = 16 * 1024
-        server = WebSocketServer(configuration: serverConfiguration)
+        var settings = WebSocketServer.Configuration()
+        settings.connection.maxReceivedMessageSize = 16 * 1024  // a chat message is small: refuse big ones early
+        settings.connection.maxQueuedBytes = 1024 * 1024        // a client that stops reading is dropped
+        server = WebSocketServer(configuration: settings)
     }
 
     /// Starts listening; returns the bound address (tests pass port 0).
     @discardableResult
     public func start() throws -> SocketAddress {
         server.onHTTPRequest = { request in
-            switch request.path {
-            case "/": return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: ChatPage.html)
-            case "/favicon.ico": return HTTPResponse(status: 204)
+            switch (request.method, request.path) {
+            case ("GET", "/"), ("HEAD", "/"):
+                return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: ChatPage.html)
+            case (_, "/favicon.ico"): return HTTPResponse(status: 204)
             default: return HTTPResponse(status: 404, body: "not found\n")
             }
         }
         server.onRequest = { [self] request in handle(request) }
+        server.onError = { [self] error in log("server error: \(error)") }
         return try server.listen(host: configuration.host, port: configuration.port)
     }
 
-    /// Closes every connection with 1001 "server shutting down", then calls `completion`.
+    /// Closes every connection with 1001 "server shutting down", stops listening, then calls `completion`.
     public func shutDown(completion: @escaping @Sendable () -> Void) {
         server.closeAllConnections(code: .goingAway, description: "server shutting down")
         server.shutDown(completion: completion)
     }
 
-    // MARK: Connections
+    // MARK: Connections (on a loop queue)
 
     private func handle(_ request: WebSocketRequest) {
-        guard request.path == "/chat" else { return request.reject(status: 404, reason: "the chat lives at /chat") }
+        guard request.path == "/chat" else { return request.reject(status: 404, reason: "the chat is at /chat") }
         guard request.requestedProtocols.contains("chat") else {
             return request.reject(status: 400, reason: "the chat subprotocol is required")
         }
         if let origin = request.origin, !isAllowed(origin: origin, host: request.host) {
-            log("rejected origin \(origin) from \(request.remoteAddress)")
+            log("rejected \(request.remoteAddress): origin \(origin) not allowed")
             return request.reject(status: 403, reason: "origin not allowed")
         }
         guard let connection = try? request.accept(protocol: "chat") else { return }
-        let member = Member(connection, limiter: RateLimiter(messages: configuration.rateLimit, per: configuration.ratePeriod))
         let id = ObjectIdentifier(connection)
-        room.sync { members[id] = member }
-        log("connect \(request.remoteAddress)")
-        connection.onMessage = { [self] message in
-            guard case .text(let text) = message else { return reject(member, "send JSON text messages") }
-            receive(text, from: member)
-        }
-        connection.onError = { [self] error in log("error \(request.remoteAddress): \(error)") }
-        connection.onClose = { [self] code, _ in
-            let name = room.sync { members.removeValue(forKey: id)?.name }
-            log("disconnect \(name ?? request.remoteAddress) (\(code))")
-            if let name { broadcast(ChatProtocol.Outgoing(type: "left", name: name, time: ChatProtocol.now(), users: users())) }
-        }
+        let address = connection.remoteAddress.map { "\($0)" } ?? request.remoteAddress
+        let limiter = RateLimiter(messages: configuration.rateLimit, per: configuration.ratePeriod)
+        log("connect \(address)")
+        // Queued on `room` before any event of the connection can be.
+        room.async { [self] in members[id] = Member(connection: connection, address: address, limiter: limiter) }
+        connection.onMessage = { [self] message in room.async { [self] in receive(message, from: id) } }
+        connection.onClose = { [self] code, reason in room.async { [self] in leave(id, code: code, reason: reason) } }
+        connection.onError = { [self] error in log("error \(address): \(error)") }
     }
 
+    /// Pages served by this server come from `http://<the Host they asked for>`.
     private func isAllowed(origin: String, host: String) -> Bool {
-        configuration.allowAnyOrigin || origin == "http://\(host)" || configuration.allowedOrigins.contains(origin)
+        configuration.allowAnyOrigin || origin.lowercased() == "http://\(host.lowercased())"
+            || configuration.allowedOrigins.contains(origin)
     }
 
-    private func receive(_ text: String, from member: Member) {
-        guard let incoming = ChatProtocol.decode(text) else { return reject(member, "malformed message: expected JSON") }
+    // MARK: The room (on `room`)
+
+    private func receive(_ message: WebSocketMessage, from id: ObjectIdentifier) {
+        guard let member = members[id] else { return }
+        guard member.limiter.allow() else {
+            return fail(member, "slow down: at most \(configuration.rateLimit) messages per \(Int(configuration.ratePeriod)) s")
+        }
+        guard case .text(let json) = message, let incoming = ChatProtocol.decode(json) else {
+            return fail(member, #"malformed message: expected JSON such as {"type":"message","text":"hi"}"#)
+        }
         switch incoming.type {
-        case "join":
-            join(member, name: incoming.name ?? "")
-        case "message":
-            guard let name = room.sync(execute: { member.name }) else { return reject(member, "join with a nickname first") }
-            let body = (incoming.text ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !body.isEmpty else { return reject(member, "empty message") }
-            guard body.count <= configuration.maxMessageLength else {
-                return reject(member, "message too long (at most \(configuration.maxMessageLength) characters)")
-            }
-            guard member.limiter.allow() else { return reject(member, "slow down: at most \(configuration.rateLimit) messages per \(Int(configuration.ratePeriod)) s") }
-            let line = ChatProtocol.ChatLine(from: name, text: body, time: ChatProtocol.now())
-            room.sync {
-                history.append(line)
-                if history.count > configuration.historySize { history.removeFirst(history.count - configuration.historySize) }
-            }
-            broadcast(ChatProtocol.Outgoing(type: "message", text: line.text, from: line.from, time: line.time))
-        default:
-            reject(member, "unknown message type \"\(incoming.type)\"")
+        case "join": join(member, name: incoming.name ?? "")
+        case "message": say(member, text: incoming.text ?? "")
+        default: fail(member, "unknown message type \"\(incoming.type)\"")
         }
     }
 
     private func join(_ member: Member, name raw: String) {
-        let name = raw.trimmingCharacters(in: .whitespaces)
-        guard (1...24).contains(name.count), name.unicodeScalars.allSatisfy({
-            CharacterSet.alphanumerics.contains($0) || $0 == " " || $0 == "_" || $0 == "-"
-        }) else {
-            return reject(member, "nicknames are 1–24 letters, digits, spaces, _ or -")
+        guard member.name == nil else { return fail(member, "you have already joined") }
+        let name = raw.precomposedStringWithCanonicalMapping.trimmingCharacters(in: .whitespaces)
+        // A refused nickname is a typo, not abuse: it does not count towards `maxErrors`.
+        guard ChatProtocol.isValid(nickname: name) else {
+            return send(.error("nicknames are 1–24 letters, digits, spaces, _ or -"), to: member)
         }
-        enum Outcome { case taken, renamed, joined([String], [ChatProtocol.ChatLine]) }
-        let outcome: Outcome = room.sync {
-            if members.values.contains(where: { $0 !== member && $0.name?.lowercased() == name.lowercased() }) { return .taken }
-            if member.name != nil { return .renamed }
-            member.name = name
-            return .joined(members.values.compactMap(\.name).sorted(), history)
+        guard !members.values.contains(where: { $0.name?.lowercased() == name.lowercased() }) else {
+            return send(.error("the nickname \"\(name)\" is taken"), to: member)
         }
-        switch outcome {
-        case .taken:
-            reject(member, "the nickname \(name) is taken")
-        case .renamed:
-            reject(member, "you have already joined")
-        case .joined(let users, let history):
-            log("join \(name)")
-            member.connection.sendUTF(ChatProtocol.encode(.init(type: "welcome", name: name, users: users, history: history)))
-            broadcast(ChatProtocol.Outgoing(type: "joined", name: name, time: ChatProtocol.now(), users: users))
-        }
+        member.name = name
+        log("join \(member.address) \(name)")
+        send(.welcome(name: name, users: users, history: history), to: member)
+        broadcast(.joined(name: name, users: users))
     }
 
-    /// Sends an error; too many of them close the connection with 1008 (policy violation).
-    private func reject(_ member: Member, _ reason: String) {
+    private func say(_ member: Member, text raw: String) {
+        guard let name = member.name else { return fail(member, "join with a nickname first") }
+        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { return fail(member, "empty message") }
+        guard text.count <= configuration.maxMessageLength else {
+            return fail(member, "message too long: at most \(configuration.maxMessageLength) characters")
+        }
+        let line = ChatProtocol.Line(from: name, text: text, time: ChatProtocol.now())
+        history.append(line)
+        history.removeFirst(max(0, history.count - configuration.historySize))
+        broadcast(.message(line))
+    }
+
+    private func leave(_ id: ObjectIdentifier, code: WebSocketCloseCode, reason: String) {
+        guard let member = members.removeValue(forKey: id) else { return }
+        log("disconnect \(member.address) \(member.name ?? "(not joined)"): \(code.rawValue)\(reason.isEmpty ? "" : " \(reason)")")
+        if let name = member.name { broadcast(.left(name: name, users: users)) }
+    }
+
+    /// Answers an invalid message with an error; after `maxErrors` of them, closes with 1008.
+    private func fail(_ member: Member, _ reason: String) {
         member.errors += 1
-        member.connection.sendUTF(ChatProtocol.encode(.init(type: "error", message: reason)))
-        if member.errors >= configuration.maxErrors {
-            log("closing \(member.name ?? "a client") after \(member.errors) errors")
+        send(.error(reason), to: member)
+        if member.errors == configuration.maxErrors {
+            log("closing \(member.address): too many invalid messages")
             member.connection.close(code: .policyViolation, description: "too many invalid messages")
         }
     }
 
-    private func users() -> [String] {
-        room.sync { members.values.compactMap(\.name).sorted() }
+    private var users: [String] { members.values.compactMap(\.name).sorted() }
+
+    private func send(_ message: ChatProtocol.Outgoing, to member: Member) {
+        member.connection.sendUTF(ChatProtocol.encode(message))
     }
 
-    /// Encodes once and sends the same text to every member who has joined.
+    /// Encodes once and sends the same text to everyone who has joined.
     private func broadcast(_ message: ChatProtocol.Outgoing) {
         let text = ChatProtocol.encode(message)
-        let targets = room.sync { members.values.filter { $0.name != nil }.map(\.connection) }
-        for connection in targets { connection.sendUTF(text) }
+        for member in members.values where member.name != nil { member.connection.sendUTF(text) }
     }
 
     private func log(_ line: String) {
