@@ -22,7 +22,9 @@ public final class WebSocket: @unchecked Sendable {
 
     /// What `onclose` receives.
     public struct CloseEvent: Sendable, Equatable {
+        /// The close code the server sent (1005 when none, 1006 when the connection just ended).
         public var code: Int
+        /// The close reason the server sent.
         public var reason: String
         /// Whether the closing handshake completed.
         public var wasClean: Bool
@@ -91,6 +93,7 @@ public final class WebSocket: @unchecked Sendable {
 
     // MARK: Attributes
 
+    /// Where the connection is in its life.
     public var readyState: ReadyState { lock.withLock { state } }
     /// The subprotocol the server chose, `""` until open or when none.
     public var `protocol`: String { lock.withLock { negotiatedProtocol } }
@@ -99,18 +102,22 @@ public final class WebSocket: @unchecked Sendable {
     /// Bytes queued by `send` and not yet written.
     public var bufferedAmount: Int { lock.withLock { connection }?.bufferedAmount ?? 0 }
 
+    /// The connection opened.
     public var onopen: (@Sendable () -> Void)? {
         get { lock.withLock { handlers.open } }
         set { lock.withLock { handlers.open = newValue } }
     }
+    /// A message arrived.
     public var onmessage: (@Sendable (WebSocketMessage) -> Void)? {
         get { lock.withLock { handlers.message } }
         set { lock.withLock { handlers.message = newValue } }
     }
+    /// Something failed (the connection did not open, or the server broke the protocol).
     public var onerror: (@Sendable (WebSocketError) -> Void)? {
         get { lock.withLock { handlers.error } }
         set { lock.withLock { handlers.error = newValue } }
     }
+    /// The connection closed; called once, last.
     public var onclose: (@Sendable (CloseEvent) -> Void)? {
         get { lock.withLock { handlers.close } }
         set { lock.withLock { handlers.close = newValue } }
@@ -126,6 +133,7 @@ public final class WebSocket: @unchecked Sendable {
         }
     }
 
+    /// Removes a listener added with `addEventListener`.
     public func removeEventListener(_ id: ListenerID) {
         lock.withLock { listeners.removeAll { $0.id == id.value } }
     }

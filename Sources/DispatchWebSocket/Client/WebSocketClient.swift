@@ -51,6 +51,7 @@ public final class WebSocketClient: @unchecked Sendable {
         public init() {}
     }
 
+    /// The settings the client was created with.
     public let configuration: Configuration
     let group: EventLoopGroup
 
@@ -63,6 +64,7 @@ public final class WebSocketClient: @unchecked Sendable {
     private var handlers = Handlers()
     private var attempt: ClientHandshakeSession?
 
+    /// Creates a client; nothing happens until `connect`.
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
         group = configuration.loopCount.map { EventLoopGroup(count: $0) } ?? .shared

@@ -11,9 +11,11 @@
 public struct WebSocketFrame: Sendable, Hashable {
     /// Whether this is the last frame of a message.
     public var fin: Bool
+    /// Reserved bits; they must be clear unless an extension gives them a meaning.
     public var rsv1: Bool
     public var rsv2: Bool
     public var rsv3: Bool
+    /// What the frame carries.
     public var opcode: WebSocketOpcode
     /// The key the payload is (or will be) masked with on the wire; `nil` for an unmasked frame.
     public var maskingKey: WebSocketMaskingKey?
@@ -23,6 +25,7 @@ public struct WebSocketFrame: Sendable, Hashable {
     /// Whether the frame is masked on the wire.
     public var isMasked: Bool { maskingKey != nil }
 
+    /// Creates a frame; the payload is given unmasked.
     public init(
         fin: Bool = true, rsv1: Bool = false, rsv2: Bool = false, rsv3: Bool = false,
         opcode: WebSocketOpcode, maskingKey: WebSocketMaskingKey? = nil, payload: [UInt8] = []

@@ -11,11 +11,17 @@ public struct WebSocketOpcode: RawRepresentable, Hashable, Sendable, CustomStrin
 
     init(uncheckedRawValue: UInt8) { self.rawValue = uncheckedRawValue }
 
+    /// A later fragment of a message.
     public static let continuation = WebSocketOpcode(uncheckedRawValue: 0x0)
+    /// The first frame of a UTF-8 text message.
     public static let text = WebSocketOpcode(uncheckedRawValue: 0x1)
+    /// The first frame of a binary message.
     public static let binary = WebSocketOpcode(uncheckedRawValue: 0x2)
+    /// Starts or answers the closing handshake.
     public static let close = WebSocketOpcode(uncheckedRawValue: 0x8)
+    /// Asks for a pong.
     public static let ping = WebSocketOpcode(uncheckedRawValue: 0x9)
+    /// Answers a ping, or a one-way heartbeat.
     public static let pong = WebSocketOpcode(uncheckedRawValue: 0xA)
 
     /// Control frames (close, ping, pong and the reserved 0xB–0xF) have the high bit of the opcode set.
@@ -29,6 +35,7 @@ public struct WebSocketOpcode: RawRepresentable, Hashable, Sendable, CustomStrin
         }
     }
 
+    /// The opcode's name, e.g. `text` or `reserved(0x3)`.
     public var description: String {
         switch rawValue {
         case 0x0: return "continuation"

@@ -1,5 +1,6 @@
 /// Why a server's handshake response was refused, naming the check that failed.
 public struct ClientHandshakeError: Error, Equatable, CustomStringConvertible {
+    /// The check that failed.
     public enum Check: Sendable, Equatable {
         /// The status was not 101.
         case status(Int)
@@ -15,8 +16,10 @@ public struct ClientHandshakeError: Error, Equatable, CustomStringConvertible {
         case unofferedExtension(String)
     }
 
+    /// Which check failed.
     public var check: Check
 
+    /// A sentence naming the failed check.
     public var description: String {
         switch check {
         case .status(let status): return "the server answered \(status) instead of 101"

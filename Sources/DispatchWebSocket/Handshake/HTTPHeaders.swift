@@ -10,6 +10,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
 
     public init() {}
 
+    /// Headers from a literal, in order: `["Content-Type": "text/html"]`.
     public init(dictionaryLiteral elements: (String, String)...) {
         for (name, value) in elements { add(name: name, value: value) }
     }
@@ -27,6 +28,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
         fields.filter { Self.equalsIgnoringCase($0.name, name) }.map(\.value)
     }
 
+    /// Whether a line named `name` exists (case-insensitive).
     public func contains(_ name: String) -> Bool {
         fields.contains { Self.equalsIgnoringCase($0.name, name) }
     }
@@ -42,18 +44,22 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, E
         add(name: name, value: value)
     }
 
+    /// Removes every line named `name`.
     public mutating func remove(name: String) {
         fields.removeAll { Self.equalsIgnoringCase($0.name, name) }
     }
 
+    /// The lines in order, with their original spelling.
     public func makeIterator() -> some IteratorProtocol<(name: String, value: String)> {
         fields.makeIterator()
     }
 
+    /// Equal when the same lines appear in the same order.
     public static func == (lhs: HTTPHeaders, rhs: HTTPHeaders) -> Bool {
         lhs.fields.count == rhs.fields.count && zip(lhs.fields, rhs.fields).allSatisfy { $0.name == $1.name && $0.value == $1.value }
     }
 
+    /// One `Name: value` line per header.
     public var description: String {
         fields.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
     }

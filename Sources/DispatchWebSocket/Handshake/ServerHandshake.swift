@@ -75,13 +75,17 @@ enum ServerHandshake {
 /// One extension a client offered in `Sec-WebSocket-Extensions`, with its parameters
 /// (e.g. `permessage-deflate; client_max_window_bits`).
 public struct WebSocketExtensionOffer: Sendable, Equatable {
+    /// One `name[=value]` parameter of an extension offer.
     public struct Parameter: Sendable, Equatable {
-        public var name: String
+        /// The parameter name.
+        /// The extension name, e.g. `permessage-deflate`.
+    public var name: String
         /// `nil` for a parameter without `=value`; quoted strings are unquoted.
         public var value: String?
     }
 
     public var name: String
+    /// The parameters, in order.
     public var parameters: [Parameter]
 
     /// Parses header values (RFC 6455 §9.1); fails on an empty name or a malformed parameter.

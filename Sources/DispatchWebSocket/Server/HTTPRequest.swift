@@ -1,6 +1,7 @@
 /// A plain (non-WebSocket) HTTP request received on the server's port, for
 /// ``WebSocketServer/onHTTPRequest``. Its body is complete (`Content-Length` bodies only).
 public struct HTTPRequest: Sendable {
+    /// The request method, e.g. `GET`.
     public var method: String
     /// The request target as sent, e.g. `/chat?room=1`.
     public var target: String
@@ -8,7 +9,9 @@ public struct HTTPRequest: Sendable {
     public var path: String
     /// The target's query items, percent-decoded.
     public var queryItems: [WebSocketQueryItem]
+    /// The request headers (case-insensitive lookup).
     public var headers: HTTPHeaders
+    /// The request body (`Content-Length` bytes; empty without one).
     public var body: [UInt8]
     /// The TCP peer.
     public var remoteAddress: SocketAddress?
@@ -41,10 +44,14 @@ public struct HTTPRequest: Sendable {
 /// }
 /// ```
 public struct HTTPResponse: Sendable {
+    /// The HTTP status code.
     public var status: Int
+    /// Response headers; `Content-Length` and `Connection` are set by the server.
     public var headers: HTTPHeaders
+    /// The response body (not sent for `HEAD`).
     public var body: [UInt8]
 
+    /// A response with raw bytes as its body.
     public init(status: Int, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status
         self.headers = headers

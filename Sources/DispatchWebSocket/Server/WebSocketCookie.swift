@@ -1,14 +1,21 @@
 /// A cookie set with the handshake response (`Set-Cookie`), as WebSocket-Node's `accept` allows.
 public struct WebSocketCookie: Sendable, Hashable {
+    /// The cookie name (an HTTP token).
     public var name: String
+    /// The value (RFC 6265 cookie-octets).
     public var value: String
+    /// The `Path` attribute.
     public var path: String?
+    /// The `Domain` attribute.
     public var domain: String?
     /// Seconds until the cookie expires.
     public var maxAge: Int?
+    /// The `Secure` attribute: sent over HTTPS only.
     public var secure: Bool
+    /// The `HttpOnly` attribute: hidden from page scripts.
     public var httpOnly: Bool
 
+    /// Creates a cookie; it is validated when the response is written (`accept` throws on bad syntax).
     public init(
         name: String, value: String, path: String? = nil, domain: String? = nil, maxAge: Int? = nil,
         secure: Bool = false, httpOnly: Bool = false

@@ -52,6 +52,7 @@ public final class WebSocketServer: @unchecked Sendable {
         public init() {}
     }
 
+    /// The settings the server was created with.
     public let configuration: Configuration
     let group: EventLoopGroup
 
@@ -70,6 +71,7 @@ public final class WebSocketServer: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: HTTPServerSession] = [:]
     private var shutDownWaiters: [@Sendable () -> Void] = []
 
+    /// Creates a server; nothing happens until ``listen(host:port:)``.
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
         self.group = configuration.loopCount.map { EventLoopGroup(count: $0) } ?? .shared

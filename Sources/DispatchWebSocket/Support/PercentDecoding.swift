@@ -47,10 +47,12 @@ enum PercentDecoding {
 
 /// One `name=value` pair of a request's query string, percent-decoded.
 public struct WebSocketQueryItem: Sendable, Hashable {
+    /// The decoded name.
     public var name: String
     /// `nil` for a bare `name` without `=`.
     public var value: String?
 
+    /// Creates an item from decoded text.
     public init(name: String, value: String?) {
         self.name = name
         self.value = value

@@ -10,6 +10,7 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         private init(_ name: String) { self.name = name }
+        /// The code's name, e.g. `protocolError`.
         public var description: String { name }
 
         /// The peer broke RFC 6455 (bad framing, opcode, masking, close payload…). Close code 1002.
@@ -32,18 +33,21 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
         public static let sendQueueFull = Code("sendQueueFull")
     }
 
+    /// What kind of failure this is.
     public var code: Code
     /// A short human-readable explanation.
     public var message: String
     /// The `errno` value for ``Code/socketError``.
     public var errno: Int32?
 
+    /// Creates an error (apps rarely need to; the library reports them).
     public init(_ code: Code, _ message: String, errno: Int32? = nil) {
         self.code = code
         self.message = message
         self.errno = errno
     }
 
+    /// `code: message`, with the errno when there is one.
     public var description: String {
         if let errno { return "\(code): \(message) (errno \(errno))" }
         return "\(code): \(message)"
