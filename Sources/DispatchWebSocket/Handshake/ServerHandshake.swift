@@ -78,12 +78,12 @@ public struct WebSocketExtensionOffer: Sendable, Equatable {
     /// One `name[=value]` parameter of an extension offer.
     public struct Parameter: Sendable, Equatable {
         /// The parameter name.
-        /// The extension name, e.g. `permessage-deflate`.
-    public var name: String
+        public var name: String
         /// `nil` for a parameter without `=value`; quoted strings are unquoted.
         public var value: String?
     }
 
+    /// The extension name, e.g. `permessage-deflate`.
     public var name: String
     /// The parameters, in order.
     public var parameters: [Parameter]
