@@ -256,6 +256,40 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(errors.all, [.timeout])
     }
 
+    func testAPeerDribblingAFrameIsClosedAfterMaxMessageDuration() throws {
+        let closes = EventLog<String>()
+        let (_, port) = try startServer(self, configure: { $0.connection.maxMessageDuration = .milliseconds(400) }) { server in
+            server.onRequest = { request in
+                _ = try? request.accept { connection in
+                    connection.onClose = { code, reason in closes.append("\(code.rawValue) \(reason)") }
+                }
+            }
+        }
+        let client = try RawClient(port: port)
+        try client.upgrade()
+        // A 1000-byte frame, one byte every 20 ms: live traffic that never completes a message.
+        let frame = WebSocketFrame(opcode: .binary, maskingKey: .random(), payload: Array(repeating: 1, count: 1000)).encoded()
+        var closedByServer = false
+        for byte in frame {
+            do { try client.write([byte]) } catch { closedByServer = true; break }
+            if !closes.all.isEmpty { closedByServer = true; break }
+            usleep(20_000)
+        }
+        XCTAssertTrue(closedByServer)
+        XCTAssertEqual(closes.waitForCount(1), ["1008 message not completed within maxMessageDuration"])
+    }
+
+    func testWholeMessagesKeepAConnectionWithMaxMessageDurationOpen() throws {
+        let fixture = try startEchoServer(self) { $0.connection.maxMessageDuration = .milliseconds(200) }
+        let client = try RawClient(port: fixture.port)
+        try client.upgrade()
+        for index in 0..<8 {  // longer than the limit in total, each message complete at once
+            try client.sendText("m\(index)")
+            XCTAssertEqual(try client.readFrame()?.payload, Array("m\(index)".utf8))
+            usleep(60_000)
+        }
+    }
+
     func testMaxConnectionsRejectsExtraUpgradesWith503() throws {
         let (_, port) = try startServer(self, configure: { $0.maxConnections = 1; $0.autoAcceptConnections = true }) { _ in }
         let first = try RawClient(port: port)

@@ -70,6 +70,12 @@ public struct WebSocketConfiguration: Sendable {
         case dropMessage
     }
 
+    /// The longest an incoming message may take, from its first byte to its last. A peer that
+    /// dribbles a frame byte by byte keeps a connection "live" for keepalive and the idle
+    /// timeout; this bounds it: the connection is closed with 1008 (policy violation).
+    /// Default: `nil` (no limit; a 64 MiB message over a slow link can take minutes).
+    public var maxMessageDuration: Duration? = nil
+
     /// Close a connection with no traffic in either direction for this long (code 1001, reason
     /// "idle timeout", after an `onError` with code `.timeout`). Default: `nil` (no idle timeout).
     public var idleTimeout: Duration? = nil

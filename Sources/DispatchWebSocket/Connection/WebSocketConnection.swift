@@ -73,6 +73,8 @@ public final class WebSocketConnection: @unchecked Sendable {
     private var lastInbound: UInt64 = 0
     private var keepalivePingSentAt: UInt64 = 0
     private var lastOutbound: UInt64 = 0
+    /// When the message now arriving began (coarse loop time); 0 between messages.
+    private var messageStartedAt: UInt64 = 0
     private var isPaused = false
 
     init(
@@ -502,6 +504,13 @@ extension WebSocketConnection: ChannelHandler {
     func channelRead(_ bytes: UnsafeMutableRawBufferPointer) {
         lastInbound = loop.coarseNow
         machine.receive(bytes)
+        if configuration.maxMessageDuration != nil {
+            if !machine.isReceivingMessage {
+                messageStartedAt = 0
+            } else if messageStartedAt == 0 {
+                messageStartedAt = lastInbound
+            }
+        }
     }
 
     func channelEndOfInput() {}
@@ -535,6 +544,13 @@ extension WebSocketConnection: LoopTickHandler {
            now - min(now, max(lastInbound, lastOutbound)) >= idle.nanoseconds {
             reportError(WebSocketError(.timeout, "no traffic for idleTimeout (\(idle))"))
             machine.drop(code: .goingAway, reason: "idle timeout")
+            return
+        }
+        if let limit = configuration.maxMessageDuration, messageStartedAt != 0, machine.state != .closed,
+           now - min(now, messageStartedAt) >= limit.nanoseconds {
+            messageStartedAt = 0
+            reportError(WebSocketError(.timeout, "a message took longer than maxMessageDuration (\(limit))"))
+            machine.drop(code: .policyViolation, reason: "message not completed within maxMessageDuration")
             return
         }
         guard configuration.keepalive, machine.state == .open, !isPaused else { return }

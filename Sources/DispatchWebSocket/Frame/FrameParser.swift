@@ -30,6 +30,9 @@ struct FrameParser {
 
     init() {}
 
+    /// True between frames (no partial header or payload pending).
+    var isAtFrameBoundary: Bool { !inPayload && pendingHeaderCount == 0 }
+
     /// Parses `buffer` and returns the number of bytes consumed: all of them, unless the delegate
     /// stopped the parse or reported an error.
     mutating func parse<D: FrameParserDelegate>(_ buffer: UnsafeMutableRawBufferPointer, delegate: inout D) -> Int {

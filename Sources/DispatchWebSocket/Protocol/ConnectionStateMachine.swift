@@ -87,6 +87,9 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     /// Whether data messages may still be sent.
     var canSendData: Bool { state == .open }
 
+    /// Whether a message (or a frame) has begun to arrive and is not complete yet.
+    var isReceivingMessage: Bool { messageOpcode != nil || !parser.isAtFrameBoundary }
+
     // MARK: Inputs
 
     /// Feeds received bytes. The buffer is unmasked in place. Bytes after a close frame or a
