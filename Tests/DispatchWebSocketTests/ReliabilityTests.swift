@@ -290,6 +290,45 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
+    func testASlowReceiverDoesNotHoldUpABroadcast() throws {
+        let connects = EventLog<Int>()
+        let (server, port) = try startServer(self, configure: {
+            $0.autoAcceptConnections = true
+            $0.connection.maxQueuedBytes = 64 * 1024 * 1024
+            $0.connection.fragmentOutgoingMessages = false  // one frame per message, for the raw client
+        }) { server in
+            server.onConnect = { _ in connects.append(1) }
+        }
+        let slow = try RawClient(port: port)  // upgrades, then never reads again
+        try slow.upgrade()
+        let fast = try (0..<3).map { _ in try RawClient(port: port) }
+        for client in fast { try client.upgrade() }
+        connects.waitForCount(4)
+        let payload = [UInt8](repeating: 9, count: 64 * 1024)
+        for _ in 0..<200 { server.broadcastBytes(payload) }  // 12.5 MiB each: far beyond the slow one's buffers
+        for client in fast {
+            for _ in 0..<200 { XCTAssertEqual(try client.readFrame(skippingPings: true)?.payload.count, payload.count) }
+        }
+        _ = slow
+    }
+
+    func testShutDownIsBoundedByCloseTimeoutWhenAPeerNeverAnswers() throws {
+        var configuration = WebSocketServer.Configuration()
+        configuration.autoAcceptConnections = true
+        configuration.connection.closeTimeout = .milliseconds(300)
+        configuration.connection.keepalive = false
+        let server = WebSocketServer(configuration: configuration)
+        let port = try server.listen(port: 0).port
+        let silent = try RawClient(port: port)
+        try silent.upgrade()
+        while server.connections.isEmpty { usleep(1_000) }
+        let done = EventLog<Int>()
+        server.shutDown { done.append(1) }
+        done.waitForCount(1)  // the client never answers the 1001: closeTimeout ends it
+        XCTAssertTrue(server.connections.isEmpty)
+        XCTAssertEqual(RawClient.closeCode(try XCTUnwrap(silent.readFrame())), 1001)
+    }
+
     func testMaxConnectionsRejectsExtraUpgradesWith503() throws {
         let (_, port) = try startServer(self, configure: { $0.maxConnections = 1; $0.autoAcceptConnections = true }) { _ in }
         let first = try RawClient(port: port)
