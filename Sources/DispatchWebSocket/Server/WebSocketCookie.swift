@@ -31,7 +31,7 @@ public struct WebSocketCookie: Sendable, Hashable {
 
     /// The `Set-Cookie` value, or why the cookie cannot be sent (RFC 6265 §4.1.1 syntax).
     func headerValue() throws(WebSocketError) -> String {
-        guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else {
+        guard HTTPHeaders.isToken(name) else {
             throw WebSocketError(.invalidArgument, "cookie name \"\(name)\" is not an HTTP token")
         }
         guard value.utf8.allSatisfy(Self.isCookieValueByte) else {
@@ -47,15 +47,6 @@ public struct WebSocketCookie: Sendable, Hashable {
         if secure { result += "; Secure" }
         if httpOnly { result += "; HttpOnly" }
         return result
-    }
-
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
     }
 
     private static func isCookieValueByte(_ byte: UInt8) -> Bool {
