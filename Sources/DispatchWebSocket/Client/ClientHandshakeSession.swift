@@ -28,7 +28,6 @@ final class ClientHandshakeSession: @unchecked Sendable {
     private var lastConnectError: WebSocketError?
     private var pendingSocket: Socket?
     private var connectingTo: SocketAddress?
-    private var connectSource: DispatchSourceWrite?
     private var channel: SocketChannel?
     private var parser: HTTPHeadParser
     private var deadline: UInt64 = 0
@@ -90,12 +89,12 @@ final class ClientHandshakeSession: @unchecked Sendable {
             let (socket, connected) = try Socket.connect(to: address)
             connectingTo = address
             if connected { return handshake(on: socket) }
+            // The connect completes (or fails) when the socket becomes writable.
             pendingSocket = socket
-            let source = DispatchSource.makeWriteSource(fileDescriptor: socket.fd, queue: loop.queue)
-            source.setEventHandler { [self] in loop.runEvent { connectFinished() } }
-            connectSource = source
-            source.resume()
+            try loop.register(socket.fd, self)
+            try loop.watchWrites(socket.fd)
         } catch {
+            cancelConnectWatch(closingSocket: true)
             lastConnectError = error
             connectNext()
         }
@@ -104,20 +103,18 @@ final class ClientHandshakeSession: @unchecked Sendable {
     private func connectFinished() {
         guard let socket = pendingSocket else { return }
         let code = socket.pendingError()
-        cancelConnectSource(closingSocket: code != 0)
+        cancelConnectWatch(closingSocket: code != 0)
         if code == 0 { return handshake(on: socket) }
         lastConnectError = WebSocketError(.socketError, "connect to \(url.host):\(url.port) failed", errno: code)
         connectNext()
     }
 
-    /// Stops watching the connecting socket. When it is abandoned, it is closed in the source's
-    /// cancel handler, so the descriptor cannot be reused while the source still watches it.
-    private func cancelConnectSource(closingSocket: Bool) {
-        if let source = connectSource, let socket = pendingSocket {
-            if closingSocket { source.setCancelHandler { socket.close() } }
-            source.cancel()
+    /// Stops watching the connecting socket, and closes it when it is abandoned.
+    private func cancelConnectWatch(closingSocket: Bool) {
+        if let socket = pendingSocket {
+            loop.unregister(socket.fd)
+            if closingSocket { socket.close() }
         }
-        connectSource = nil
         pendingSocket = nil
     }
 
@@ -222,9 +219,16 @@ final class ClientHandshakeSession: @unchecked Sendable {
         }
         state = .done
         loop.removeTickHandler(self)
-        cancelConnectSource(closingSocket: true)
+        cancelConnectWatch(closingSocket: true)
         channel?.close()
         client.sessionFailed(self, error)
+    }
+}
+
+extension ClientHandshakeSession: PollerClient {
+    func pollerReady(_ events: PollEvents) {
+        guard !events.isDisjoint(with: [.writable, .hangUp]) else { return }
+        loop.runEvent { connectFinished() }
     }
 }
 

@@ -7,68 +7,69 @@ import Musl
 import Darwin
 #endif
 
-/// The accept loop: a `DispatchSourceRead` on the listening socket that accepts until `EAGAIN`.
+/// The accept loop: the listening socket on a loop's poller, accepting until `EAGAIN` on each
+/// wake-up, so a new connection that lands on the same loop starts without a queue hop.
 ///
 /// When the process runs out of descriptors (`EMFILE`/`ENFILE`) it stops accepting for
 /// ``backoff`` instead of spinning on a socket that stays readable, and resumes by itself.
-final class Listener: @unchecked Sendable {
-    // @unchecked Sendable: confined to `queue`.
+final class Listener: PollerClient, @unchecked Sendable {
+    // @unchecked Sendable: confined to `loop`.
     let socket: Socket
     let address: SocketAddress
-    private let queue: DispatchQueue
-    private var source: DispatchSourceRead?
-    private var suspended = false
+    private let loop: EventLoop
+    private var onAccept: ((Socket, SocketAddress?) -> Void)?
+    private var onError: ((WebSocketError) -> Void)?
+    private var backingOff = false
     static let backoff: DispatchTimeInterval = .milliseconds(100)
 
-    init(host: String, port: Int, backlog: Int32, queue: DispatchQueue) throws(WebSocketError) {
+    init(host: String, port: Int, backlog: Int32, loop: EventLoop) throws(WebSocketError) {
         (socket, address) = try Socket.listen(host: host, port: port, backlog: backlog)
-        self.queue = queue
+        self.loop = loop
     }
 
-    /// Starts accepting; `onAccept` runs on `queue` for each new socket, `onError` for failures
-    /// other than running out of descriptors.
+    /// Starts accepting, on the loop; `onAccept` runs there for each new socket, `onError` for
+    /// failures (running out of descriptors included).
     func start(onAccept: @escaping (Socket, SocketAddress?) -> Void, onError: @escaping (WebSocketError) -> Void) {
-        let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: queue)
-        let socket = self.socket
-        source.setEventHandler { [unowned self] in
-            while let result = socket.accept() {
-                switch result {
-                case .success(let (client, peer)):
-                    onAccept(client, peer)
-                case .failure(let error) where error.errno == EMFILE || error.errno == ENFILE:
-                    onError(error)
-                    pause()
-                    return
-                case .failure(let error):
-                    onError(error)
-                    return
+        self.onAccept = onAccept
+        self.onError = onError
+        do throws(WebSocketError) {
+            try loop.register(socket.fd, self)
+        } catch {
+            onError(error)
+        }
+    }
+
+    func pollerReady(_ events: PollEvents) {
+        acceptAll()
+    }
+
+    private func acceptAll() {
+        guard !backingOff else { return }
+        while let onAccept, let result = socket.accept() {
+            switch result {
+            case .success(let (client, peer)):
+                onAccept(client, peer)
+            case .failure(let error) where error.errno == EMFILE || error.errno == ENFILE:
+                onError?(error)
+                backingOff = true
+                loop.queue.asyncAfter(deadline: .now() + Self.backoff) { [self] in
+                    backingOff = false
+                    acceptAll()  // edge-triggered: the connections still waiting bring no new event
                 }
+                return
+            case .failure(let error):
+                onError?(error)
+                return
             }
         }
-        source.setCancelHandler { socket.close() }
-        self.source = source
-        source.resume()
     }
 
-    private func pause() {
-        guard let source, !suspended else { return }
-        suspended = true
-        source.suspend()
-        queue.asyncAfter(deadline: .now() + Self.backoff) { [self] in
-            guard suspended, let source = self.source else { return }
-            suspended = false
-            source.resume()
-        }
-    }
-
-    /// Stops accepting and closes the listening socket. On `queue`.
+    /// Stops accepting and closes the listening socket. On the loop.
     func stop() {
-        guard let source else { return }
-        self.source = nil
-        if suspended {
-            suspended = false
-            source.resume()
-        }
-        source.cancel()
+        guard onAccept != nil else { return socket.close() }
+        onAccept = nil
+        onError = nil
+        loop.unregister(socket.fd)
+        socket.close()
     }
 }

@@ -125,7 +125,7 @@ public final class WebSocketServer: @unchecked Sendable {
     @discardableResult
     public func listen(host: String = "127.0.0.1", port: Int) throws(WebSocketError) -> SocketAddress {
         let acceptLoop = group.loops[0]
-        let listener = try Listener(host: host, port: port, backlog: configuration.backlog, queue: acceptLoop.queue)
+        let listener = try Listener(host: host, port: port, backlog: configuration.backlog, loop: acceptLoop)
         let alreadyListening = lock.withLock { () -> Bool in
             if self.listener != nil { return true }
             self.listener = listener

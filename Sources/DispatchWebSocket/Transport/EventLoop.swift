@@ -33,6 +33,9 @@ final class EventLoop: @unchecked Sendable {
     let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: 2 * EventLoop.maxGather)
     let headerArena = UnsafeMutableRawPointer.allocate(byteCount: EventLoop.maxGather * FrameHeader.maxSize, alignment: 8)
 
+    /// The loop's sockets; created with the first one, so an unused loop holds no descriptor.
+    private var poller: Poller?
+
     /// Masking keys for the client connections on this loop.
     var randomPool = SecureRandomPool()
 
@@ -68,6 +71,24 @@ final class EventLoop: @unchecked Sendable {
     /// Runs `body` on the loop: inline when already there, otherwise asynchronously.
     func execute(_ body: @escaping @Sendable () -> Void) {
         if inLoop { body() } else { queue.async(execute: body) }
+    }
+
+    // MARK: Sockets
+
+    /// Reports `fd`'s readiness to `client` on this loop until ``unregister(_:)``.
+    func register(_ fd: Int32, _ client: PollerClient) throws(WebSocketError) {
+        if poller == nil { poller = try Poller(queue: queue) }
+        try poller!.register(fd, client)
+    }
+
+    /// Also reports `fd` becoming writable; for a socket whose write returned `EAGAIN`.
+    func watchWrites(_ fd: Int32) throws(WebSocketError) {
+        try poller?.watchWrites(fd)
+    }
+
+    /// Stops reporting `fd`; call before closing it.
+    func unregister(_ fd: Int32) {
+        poller?.unregister(fd)
     }
 
     // MARK: Corked writes

@@ -15,15 +15,15 @@ protocol ChannelHandler: AnyObject {
     func channelClosed(_ error: WebSocketError?)
 }
 
-/// A connected socket driven by Dispatch: a `DispatchSourceRead` for input, direct gathered
-/// writes for output, and a `DispatchSourceWrite` created lazily and resumed only while the
-/// kernel buffer is full (a resumed write source on a writable socket fires continuously).
+/// A connected socket on a loop: readiness comes from the loop's ``Poller`` (edge-triggered,
+/// so every wake-up reads until `EAGAIN`), output is gathered writes made at the end of the
+/// loop event, and writability is watched only once a write returned `EAGAIN`.
 ///
-/// The descriptor is closed in exactly one place, the read source's cancel handler, so no event
-/// can ever run on a closed (and possibly reused) descriptor.
+/// The descriptor is unregistered from the poller before it is closed, in one place (`close`),
+/// so no event can ever reach a closed (and possibly reused) descriptor.
 ///
 /// Confined to ``loop``: every method must be called on its queue (hence `@unchecked Sendable`).
-final class SocketChannel: @unchecked Sendable {
+final class SocketChannel: PollerClient, @unchecked Sendable {
     let socket: Socket
     let loop: EventLoop
     /// Strong while the socket is open, so a connection the app does not hold stays alive;
@@ -32,16 +32,15 @@ final class SocketChannel: @unchecked Sendable {
 
     private enum State { case idle, open, closingAfterFlush, shuttingDown, halfClosed, closed }
     private var state = State.idle
-    private var readSource: DispatchSourceRead?
-    private var writeSource: DispatchSourceWrite?
-    private var writeSourceResumed = false
+    private var registered = false
+    /// A write returned `EAGAIN`: the poller's writable event flushes next.
+    private var waitingForWritable = false
     private var readPaused = false
     private var flushQueued = false
     private var wasBlocked = false
     /// Set by the owner when its queue went above its high-water mark: `channelWritable` then
     /// follows as soon as the queue is empty, even if the kernel never pushed back.
     var wantsDrainNotification = false
-    private var closeError: WebSocketError?
     private var outbound = OutboundQueue() {
         didSet { bufferedMirror.store(outbound.bufferedAmount, ordering: .relaxed) }
     }
@@ -68,28 +67,37 @@ final class SocketChannel: @unchecked Sendable {
     func start(readNow: Bool = false) {
         guard state == .idle else { return }
         state = .open
-        let source = DispatchSource.makeReadSource(fileDescriptor: socket.fd, queue: loop.queue)
-        source.setEventHandler { [self] in readable() }
-        source.setCancelHandler { [self] in cancelled() }
-        readSource = source
-        source.resume()
+        do throws(WebSocketError) {
+            try loop.register(socket.fd, self)
+            registered = true
+        } catch {
+            return close(error: error)
+        }
         if readNow { readable() }
+    }
+
+    func pollerReady(_ events: PollEvents) {
+        if events.contains(.writable) && waitingForWritable {
+            loop.runEvent { flush() }
+        }
+        if !events.isDisjoint(with: [.readable, .hangUp]) {
+            readable()
+        }
     }
 
     // MARK: Reading
 
-    /// Stops reading from the socket (the read source is suspended) until `resumeReading`.
+    /// Stops reading from the socket until `resumeReading`: the kernel buffer fills and TCP
+    /// flow control slows the peer.
     func pauseReading() {
-        guard !readPaused, let source = readSource, state != .closed else { return }
+        guard state != .closed else { return }
         readPaused = true
-        source.suspend()
     }
 
     func resumeReading() {
-        guard readPaused, let source = readSource else { return }
+        guard readPaused else { return }
         readPaused = false
-        source.resume()
-        // Bytes (or a hang-up) that arrived while paused may bring no new event: look now.
+        // Edge-triggered: what arrived while paused brings no new event, so look now.
         loop.queue.async { [self] in readable() }
     }
 
@@ -102,9 +110,8 @@ final class SocketChannel: @unchecked Sendable {
                 switch socket.read(into: buffer) {
                 case .bytes(let n):
                     handler?.channelRead(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
-                    // Keep reading until EAGAIN even after a short read: libdispatch stops watching
-                    // a descriptor once epoll reports EPOLLHUP or EPOLLRDHUP, so when the peer's
-                    // FIN or RST came with this data, this wake-up is the last chance to see it.
+                    // Keep reading until EAGAIN even after a short read: the poller is
+                    // edge-triggered and reports nothing new for bytes already waiting.
                 case .wouldBlock:
                     return
                 case .endOfFile:
@@ -117,7 +124,7 @@ final class SocketChannel: @unchecked Sendable {
                 }
             }
             // Read budget used up with data still coming: continue after the loop's other work
-            // rather than rely on another event, which never comes after a hang-up.
+            // (an edge-triggered poller reports nothing new for bytes already waiting).
             loop.queue.async { [self] in readable() }
         }
     }
@@ -142,7 +149,7 @@ final class SocketChannel: @unchecked Sendable {
     func flushIfPending() {
         guard flushQueued else { return }
         flushQueued = false
-        if !writeSourceResumed { flush() }  // otherwise the write source will call us
+        if !waitingForWritable { flush() }  // otherwise the writable event will call us
     }
 
     private func flush() {
@@ -152,10 +159,7 @@ final class SocketChannel: @unchecked Sendable {
         for completion in completed { completion(nil) }
         switch outcome {
         case .drained:
-            if writeSourceResumed {
-                writeSourceResumed = false
-                writeSource?.suspend()
-            }
+            waitingForWritable = false
             if state == .shuttingDown {
                 socket.shutdownWrite()
                 state = .halfClosed
@@ -169,14 +173,13 @@ final class SocketChannel: @unchecked Sendable {
             }
         case .blocked:
             wasBlocked = true
-            if !writeSourceResumed {
-                writeSourceResumed = true
-                if writeSource == nil {
-                    let source = DispatchSource.makeWriteSource(fileDescriptor: socket.fd, queue: loop.queue)
-                    source.setEventHandler { [self] in loop.runEvent { flush() } }
-                    writeSource = source
+            if !waitingForWritable {
+                waitingForWritable = true
+                do throws(WebSocketError) {
+                    try loop.watchWrites(socket.fd)
+                } catch {
+                    close(error: error)
                 }
-                writeSource!.resume()
             }
         case .closed(let error):
             close(error: error)
@@ -191,7 +194,7 @@ final class SocketChannel: @unchecked Sendable {
     func closeGracefully() {
         guard state == .open || state == .idle else { return }
         state = .shuttingDown
-        if outbound.isEmpty && !writeSourceResumed {
+        if outbound.isEmpty && !waitingForWritable {
             socket.shutdownWrite()
             state = .halfClosed
         }
@@ -201,12 +204,12 @@ final class SocketChannel: @unchecked Sendable {
     /// timer and then calls `close`).
     func closeAfterFlush() {
         guard state == .open || state == .idle else { return }
-        if outbound.isEmpty && !writeSourceResumed { return close() }
+        if outbound.isEmpty && !waitingForWritable { return close() }
         state = .closingAfterFlush
     }
 
-    /// Closes now: one last attempt to write what is queued, then the descriptor is closed
-    /// (in the read source's cancel handler) and `channelClosed` is delivered.
+    /// Closes now: one last attempt to write what is queued, then the descriptor is closed and
+    /// `channelClosed` is delivered.
     func close(error: WebSocketError? = nil) {
         guard state != .closed else { return }
         if state == .open || state == .shuttingDown || state == .closingAfterFlush, !outbound.isEmpty {
@@ -214,34 +217,24 @@ final class SocketChannel: @unchecked Sendable {
             _ = outbound.write(to: socket, loop: loop, completed: &completed)
             for completion in completed { completion(nil) }
         }
-        let wasStarted = readSource != nil
         state = .closed
-        closeError = error
-        if let source = writeSource {
-            if !writeSourceResumed { source.resume() }  // a suspended source must be resumed to be released
-            writeSourceResumed = false
-            source.cancel()
-            writeSource = nil
+        waitingForWritable = false
+        if registered {
+            registered = false
+            loop.unregister(socket.fd)
         }
-        if let source = readSource {
-            if readPaused {
-                readPaused = false
-                source.resume()
-            }
-            source.cancel()
-        }
-        if !wasStarted { cancelled() }
+        socket.close()
+        // Reported once the current event is over, not from inside the caller's own code.
+        loop.executeAfterCurrentEvent { [self] in closed(error) }
     }
 
-    private func cancelled() {
-        socket.close()
-        readSource = nil
+    private func closed(_ error: WebSocketError?) {
         let pending = outbound.removeAll()
         let handler = self.handler
         self.handler = nil
         for completion in pending {
             completion(WebSocketError(.notConnected, "the connection closed before the data was sent"))
         }
-        handler?.channelClosed(closeError)
+        handler?.channelClosed(error)
     }
 }

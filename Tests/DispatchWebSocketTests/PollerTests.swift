@@ -1,0 +1,168 @@
+import Dispatch
+import XCTest
+
+@testable import DispatchWebSocket
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The loop's poller: edge-triggered readiness, registration and unregistration, write watching.
+///
+/// "Not reported" is checked without sleeping: a second, sentinel descriptor is made ready after
+/// the one under test, and one wait collects every ready descriptor, so by the time the
+/// sentinel's event arrives an event for the other would have arrived too.
+final class PollerTests: XCTestCase {
+    private final class Recorder: PollerClient {
+        let name: String
+        let log: EventLog<String>
+        init(_ name: String, _ log: EventLog<String>) {
+            self.name = name
+            self.log = log
+        }
+        func pollerReady(_ events: PollEvents) {
+            var parts: [String] = []
+            if events.contains(.readable) { parts.append("r") }
+            if events.contains(.writable) { parts.append("w") }
+            if events.contains(.hangUp) { parts.append("h") }
+            log.append("\(name):\(parts.joined())")
+        }
+    }
+
+    private struct Pipe {
+        let readEnd: Int32
+        let writeEnd: Int32
+        init() {
+            var fds: [Int32] = [0, 0]
+            precondition(pipe(&fds) == 0)
+            (readEnd, writeEnd) = (fds[0], fds[1])
+            for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        }
+        func put() {
+            var byte: UInt8 = 1
+            _ = write(writeEnd, &byte, 1)
+        }
+        func closeBoth() {
+            _ = close(readEnd)
+            _ = close(writeEnd)
+        }
+    }
+
+    /// Waits until the loop has finished the event it is running: every descriptor of one
+    /// wake-up is reported within one event.
+    private func settle(_ loop: EventLoop) { loop.queue.sync {} }
+
+    private func register(_ loop: EventLoop, _ fd: Int32, _ client: PollerClient) throws {
+        let error = loop.queue.sync { () -> WebSocketError? in
+            do throws(WebSocketError) {
+                try loop.register(fd, client)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let error { throw error }
+    }
+
+    func testReportsReadinessThatExistedBeforeRegistration() throws {
+        let loop = EventLoop(label: "test.poller")
+        let log = EventLog<String>()
+        let a = Pipe()
+        defer { a.closeBoth() }
+        a.put()
+        try register(loop, a.readEnd, Recorder("a", log))
+        XCTAssertEqual(log.waitForCount(1), ["a:r"])
+        loop.queue.sync { loop.unregister(a.readEnd) }
+    }
+
+    func testUnreadBytesAreNotReportedAgain() throws {
+        let loop = EventLoop(label: "test.poller")
+        let log = EventLog<String>()
+        let (a, sentinel) = (Pipe(), Pipe())
+        defer { a.closeBoth(); sentinel.closeBoth() }
+        try register(loop, a.readEnd, Recorder("a", log))
+        try register(loop, sentinel.readEnd, Recorder("s", log))
+        a.put()
+        XCTAssertEqual(log.waitForCount(1), ["a:r"])
+        // The byte stays unread: edge-triggered, so only new arrivals are reported.
+        sentinel.put()
+        log.waitForCount(2)
+        settle(loop)
+        XCTAssertEqual(log.all, ["a:r", "s:r"])
+        a.put()
+        XCTAssertEqual(log.waitForCount(3), ["a:r", "s:r", "a:r"])
+        loop.queue.sync {
+            loop.unregister(a.readEnd)
+            loop.unregister(sentinel.readEnd)
+        }
+    }
+
+    func testUnregisteredDescriptorIsNotReported() throws {
+        let loop = EventLoop(label: "test.poller")
+        let log = EventLog<String>()
+        let (a, sentinel) = (Pipe(), Pipe())
+        defer { a.closeBoth(); sentinel.closeBoth() }
+        try register(loop, a.readEnd, Recorder("a", log))
+        try register(loop, sentinel.readEnd, Recorder("s", log))
+        loop.queue.sync { loop.unregister(a.readEnd) }
+        a.put()
+        sentinel.put()
+        log.waitForCount(1)
+        settle(loop)
+        XCTAssertEqual(log.all, ["s:r"])
+        loop.queue.sync { loop.unregister(sentinel.readEnd) }
+    }
+
+    func testReusedDescriptorReachesOnlyItsNewClient() throws {
+        let loop = EventLoop(label: "test.poller")
+        let log = EventLog<String>()
+        let first = Pipe()
+        try register(loop, first.readEnd, Recorder("old", log))
+        loop.queue.sync { loop.unregister(first.readEnd) }
+        first.closeBoth()
+        let second = Pipe()  // the kernel hands out the lowest free descriptors: the same numbers
+        defer { second.closeBoth() }
+        try register(loop, second.readEnd, Recorder("new", log))
+        second.put()
+        log.waitForCount(1)
+        settle(loop)
+        XCTAssertEqual(log.all, ["new:r"])
+        loop.queue.sync { loop.unregister(second.readEnd) }
+    }
+
+    func testWritableIsReportedOnceWatchedAfterTheBufferFilled() throws {
+        let loop = EventLoop(label: "test.poller")
+        let log = EventLog<String>()
+        let a = Pipe()
+        defer { a.closeBoth() }
+        try register(loop, a.writeEnd, Recorder("a", log))
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while write(a.writeEnd, &chunk, chunk.count) > 0 {}
+        XCTAssertEqual(errno, EAGAIN)
+        let error = loop.queue.sync { () -> WebSocketError? in
+            do throws(WebSocketError) {
+                try loop.watchWrites(a.writeEnd)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        XCTAssertNil(error)
+        while read(a.readEnd, &chunk, chunk.count) > 0 {}
+        XCTAssertEqual(log.waitForCount(1), ["a:w"])
+        loop.queue.sync { loop.unregister(a.writeEnd) }
+    }
+
+    func testPeerHangUpIsReported() throws {
+        let loop = EventLoop(label: "test.poller")
+        let log = EventLog<String>()
+        let a = Pipe()
+        defer { _ = close(a.readEnd) }
+        try register(loop, a.readEnd, Recorder("a", log))
+        _ = close(a.writeEnd)
+        XCTAssertEqual(log.waitForCount(1), ["a:h"])
+        loop.queue.sync { loop.unregister(a.readEnd) }
+    }
+}
