@@ -67,21 +67,28 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
     func start(readNow: Bool = false) {
         guard state == .idle else { return }
         state = .open
-        do throws(WebSocketError) {
-            try loop.register(socket.fd, self)
-            registered = true
-        } catch {
-            return close(error: error)
+        loop.runEvent {
+            // Read before registering: registration reports bytes already waiting, which would
+            // cost another wake-up and a read that finds nothing.
+            if readNow { read(untilWouldBlock: false) }
+            guard state != .closed else { return }
+            do throws(WebSocketError) {
+                try loop.register(socket.fd, self)
+                registered = true
+            } catch {
+                close(error: error)
+            }
         }
-        if readNow { readable() }
     }
 
     func pollerReady(_ events: PollEvents) {
         if events.contains(.writable) && waitingForWritable {
             loop.runEvent { flush() }
         }
-        if !events.isDisjoint(with: [.readable, .hangUp]) {
-            readable()
+        if events.contains(.hangUp) {
+            read(untilWouldBlock: true)  // the EOF or error may sit behind the data
+        } else if events.contains(.readable) {
+            read(untilWouldBlock: false)
         }
     }
 
@@ -98,10 +105,13 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
         guard readPaused else { return }
         readPaused = false
         // Edge-triggered: what arrived while paused brings no new event, so look now.
-        loop.queue.async { [self] in readable() }
+        loop.queue.async { [self] in read(untilWouldBlock: true) }
     }
 
-    private func readable() {
+    /// Reads what the socket holds. A short read emptied the socket, and anything arriving later
+    /// brings a new edge, so without `untilWouldBlock` it stops there and saves a `read` that
+    /// would find nothing; after a hang-up, a resume or a used-up budget it reads to `EAGAIN`.
+    private func read(untilWouldBlock: Bool) {
         loop.runEvent {
             let buffer = loop.readBuffer
             // A few reads per wake-up, so a fast sender cannot starve the loop's other sockets.
@@ -110,8 +120,7 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
                 switch socket.read(into: buffer) {
                 case .bytes(let n):
                     handler?.channelRead(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
-                    // Keep reading until EAGAIN even after a short read: the poller is
-                    // edge-triggered and reports nothing new for bytes already waiting.
+                    if n < buffer.count && !untilWouldBlock { return }
                 case .wouldBlock:
                     return
                 case .endOfFile:
@@ -125,7 +134,7 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
             }
             // Read budget used up with data still coming: continue after the loop's other work
             // (an edge-triggered poller reports nothing new for bytes already waiting).
-            loop.queue.async { [self] in readable() }
+            loop.queue.async { [self] in read(untilWouldBlock: true) }
         }
     }
 
