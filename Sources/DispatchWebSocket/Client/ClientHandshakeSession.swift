@@ -61,7 +61,7 @@ final class ClientHandshakeSession: @unchecked Sendable {
             } catch {
                 result = .failure(error)
             }
-            loop.queue.async { [self] in
+            loop.async { [self] in
                 loop.runEvent {
                     guard case .resolving = state else { return }
                     switch result {

@@ -106,7 +106,7 @@ public final class WebSocketClient: @unchecked Sendable {
             if parsed.secure { throw WebSocketError(.invalidArgument, "wss:// is not supported yet: \(url)") }
         } catch {
             let failed = lock.withLock { handlers.connectFailed }
-            group.next().queue.async { failed?(error) }
+            group.next().async { failed?(error) }
             return
         }
         let session = ClientHandshakeSession(

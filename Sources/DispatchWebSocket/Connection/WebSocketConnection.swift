@@ -303,7 +303,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         if loop.inLoop {
             body()
         } else {
-            loop.queue.async { [loop] in loop.runEvent(body) }
+            loop.async { [loop] in loop.runEvent(body) }
         }
     }
 
@@ -316,7 +316,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     ) -> WebSocketSendStatus {
         // On the loop (the common case: replying from an event handler) no closure is allocated.
         guard loop.inLoop else {
-            loop.queue.async { [self, loop] in
+            loop.async { [self, loop] in
                 loop.runEvent { _ = enqueueMessage(opcode, payload, count: count, completion) }
             }
             return estimatedStatus(adding: count)

@@ -52,7 +52,7 @@ final class Listener: PollerClient, @unchecked Sendable {
             case .failure(let error) where error.errno == EMFILE || error.errno == ENFILE:
                 onError?(error)
                 backingOff = true
-                loop.queue.asyncAfter(deadline: .now() + Self.backoff) { [self] in
+                loop.asyncAfter(Self.backoff) { [self] in
                     backingOff = false
                     acceptAll()  // edge-triggered: the connections still waiting bring no new event
                 }

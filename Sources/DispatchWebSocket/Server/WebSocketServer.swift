@@ -135,7 +135,7 @@ public final class WebSocketServer: @unchecked Sendable {
             listener.stop()
             throw WebSocketError(.invalidArgument, "the server is already listening")
         }
-        acceptLoop.queue.async { [self] in
+        acceptLoop.async { [self] in
             listener.start(
                 onAccept: { [self] socket, peer in accepted(socket, peer: peer) },
                 onError: { [self] error in lock.withLock { handlers.error }?(error) })
@@ -244,7 +244,7 @@ public final class WebSocketServer: @unchecked Sendable {
             if done { shutDownWaiters = [] }
             return (listener, Array(self.sessions.values), Array(liveConnections.values), done)
         }
-        if let listener { group.loops[0].queue.async { listener.stop() } }
+        if let listener { group.loops[0].async { listener.stop() } }
         for session in sessions {
             session.channel.loop.execute { session.shutDown() }
         }

@@ -35,6 +35,9 @@ final class EventLoop: @unchecked Sendable {
 
     /// The loop's sockets; created with the first one, so an unused loop holds no descriptor.
     private var poller: Poller?
+    /// Cuts a lingering poller short when work is queued (nil if its pipe could not be made:
+    /// the poller then does not linger).
+    let waker = try? LoopWaker()
 
     /// Masking keys for the client connections on this loop.
     var randomPool = SecureRandomPool()
@@ -70,14 +73,32 @@ final class EventLoop: @unchecked Sendable {
 
     /// Runs `body` on the loop: inline when already there, otherwise asynchronously.
     func execute(_ body: @escaping @Sendable () -> Void) {
-        if inLoop { body() } else { queue.async(execute: body) }
+        if inLoop { body() } else { async(body) }
+    }
+
+    /// Queues `body` on the loop. Every block the library queues goes through here, so that a
+    /// poller lingering in its wait (see ``Poller/lingerMilliseconds``) returns to let it run.
+    func async(_ body: @escaping @Sendable () -> Void) {
+        guard let waker else { return queue.async(execute: body) }
+        waker.pending.add(1, ordering: .sequentiallyConsistent)
+        queue.async {
+            waker.pending.subtract(1, ordering: .sequentiallyConsistent)
+            body()
+        }
+        waker.wakeIfParked()
+    }
+
+    /// Like ``async(_:)``, after `delay`.
+    func asyncAfter(_ delay: DispatchTimeInterval, _ body: @escaping @Sendable () -> Void) {
+        // The timer fires off the loop, so that it can wake a lingering poller.
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in async(body) }
     }
 
     // MARK: Sockets
 
     /// Reports `fd`'s readiness to `client` on this loop until ``unregister(_:)``.
     func register(_ fd: Int32, _ client: PollerClient) throws(WebSocketError) {
-        if poller == nil { poller = try Poller(queue: queue) }
+        if poller == nil { poller = try Poller(queue: queue, waker: waker) }
         try poller!.register(fd, client)
     }
 
@@ -113,7 +134,7 @@ final class EventLoop: @unchecked Sendable {
         if inLoop && eventDepth > 0 {
             deferred.append(body)
         } else {
-            queue.async { [self] in runEvent(body) }
+            async { [self] in runEvent(body) }
         }
     }
 
@@ -133,7 +154,7 @@ final class EventLoop: @unchecked Sendable {
         pendingFlush.append(channel)
         if eventDepth == 0 && !flushScheduled {
             flushScheduled = true
-            queue.async { [self] in
+            async { [self] in
                 flushScheduled = false
                 runEvent {}
             }

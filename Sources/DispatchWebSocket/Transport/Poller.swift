@@ -35,6 +35,14 @@ protocol PollerClient: AnyObject {
 final class Poller: @unchecked Sendable {
     /// Descriptors reported per wake-up; more wait for the next (the source fires again).
     static let maxEvents = 256
+    /// How long a poller that has just served sockets waits for more before it hands its thread
+    /// back to libdispatch. While traffic flows, the next event then reaches this thread directly
+    /// instead of going through libdispatch's manager thread and a thread switch (and a re-arm
+    /// through the manager afterwards). Work queued with ``EventLoop/async(_:)`` cuts it short.
+    static let lingerMilliseconds: Int32 = 1
+    /// The longest one wake-up keeps the thread while sockets keep being ready, so the queue's
+    /// timers and other blocks run at least this often.
+    static let maxHold: UInt64 = 5_000_000
 
     private let pollFD: Int32
     private let source: DispatchSourceRead
@@ -45,12 +53,22 @@ final class Poller: @unchecked Sendable {
     private var generations: [UInt32] = []
     private var watchingWrites: [Bool] = []
     private var nextGeneration: UInt32 = 0
+    private let waker: LoopWaker?
 
-    init(queue: DispatchQueue) throws(WebSocketError) {
+    init(queue: DispatchQueue, waker: LoopWaker?) throws(WebSocketError) {
         pollFD = try Kernel.create()
+        self.waker = waker
+        if let waker {
+            do throws(WebSocketError) {
+                try Kernel.add(pollFD, waker.readFD, token: Self.token(waker.readFD, 0))
+            } catch {
+                close(pollFD)
+                throw error
+            }
+        }
         events = UnsafeMutableRawPointer.allocate(byteCount: Self.maxEvents * Kernel.eventSize, alignment: 8)
         source = DispatchSource.makeReadSource(fileDescriptor: pollFD, queue: queue)
-        source.setEventHandler { [unowned self] in poll() }
+        source.setEventHandler { [weak self] in self?.poll() }
         source.setCancelHandler { [pollFD] in _ = close(pollFD) }
         source.resume()
     }
@@ -100,15 +118,39 @@ final class Poller: @unchecked Sendable {
     }
 
     private func poll() {
-        let count = Kernel.wait(pollFD, events, Int32(Self.maxEvents))
+        var (served, woken) = serve(Kernel.wait(pollFD, events, Int32(Self.maxEvents), timeout: 0))
+        guard let waker, served > 0 else { return }
+        let deadline = EventLoop.now() + Self.maxHold
+        while served > 0 && !woken && EventLoop.now() < deadline {
+            waker.parked.store(true, ordering: .sequentiallyConsistent)
+            if waker.pending.load(ordering: .sequentiallyConsistent) > 0 {
+                waker.parked.store(false, ordering: .sequentiallyConsistent)
+                return
+            }
+            let count = Kernel.wait(pollFD, events, Int32(Self.maxEvents), timeout: Self.lingerMilliseconds)
+            waker.parked.store(false, ordering: .sequentiallyConsistent)
+            (served, woken) = serve(count)
+        }
+    }
+
+    /// Reports `count` collected events; returns how many were sockets, and whether the waker's
+    /// pipe was among them.
+    private func serve(_ count: Int) -> (sockets: Int, woken: Bool) {
+        var woken = false
         for i in 0..<count {
             let (token, ready) = Kernel.event(events, i)
             let index = Int(Int32(bitPattern: UInt32(truncatingIfNeeded: token)))
+            if let waker, index == Int(waker.readFD) {
+                waker.drain()
+                woken = true
+                continue
+            }
             guard index < clients.count, let client = clients[index],
                 generations[index] == UInt32(truncatingIfNeeded: token >> 32)
             else { continue }
             client.pollerReady(ready)
         }
+        return (woken ? count - 1 : count, woken)
     }
 }
 
@@ -182,8 +224,8 @@ private enum Kernel {
         _ = control(pollFD, controlDelete, fd, 0, 0)
     }
 
-    static func wait(_ pollFD: Int32, _ events: UnsafeMutableRawPointer, _ capacity: Int32) -> Int {
-        max(0, Int(epollWait!(pollFD, events, capacity, 0)))
+    static func wait(_ pollFD: Int32, _ events: UnsafeMutableRawPointer, _ capacity: Int32, timeout: Int32) -> Int {
+        max(0, Int(epollWait!(pollFD, events, capacity, timeout)))
     }
 
     static func event(_ events: UnsafeMutableRawPointer, _ i: Int) -> (token: UInt64, events: PollEvents) {
@@ -232,10 +274,10 @@ private enum Kernel {
         _ = change(pollFD, fd, Int32(EVFILT_WRITE), Int32(EV_DELETE), 0)
     }
 
-    static func wait(_ pollFD: Int32, _ events: UnsafeMutableRawPointer, _ capacity: Int32) -> Int {
-        var zero = timespec(tv_sec: 0, tv_nsec: 0)
+    static func wait(_ pollFD: Int32, _ events: UnsafeMutableRawPointer, _ capacity: Int32, timeout: Int32) -> Int {
+        var limit = timespec(tv_sec: 0, tv_nsec: Int(timeout) * 1_000_000)
         let list = events.assumingMemoryBound(to: kevent.self)
-        return max(0, Int(kevent(pollFD, nil, 0, list, capacity, &zero)))
+        return max(0, Int(kevent(pollFD, nil, 0, list, capacity, &limit)))
     }
 
     static func event(_ events: UnsafeMutableRawPointer, _ i: Int) -> (token: UInt64, events: PollEvents) {

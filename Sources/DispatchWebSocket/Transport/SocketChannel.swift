@@ -105,7 +105,7 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
         guard readPaused else { return }
         readPaused = false
         // Edge-triggered: what arrived while paused brings no new event, so look now.
-        loop.queue.async { [self] in read(untilWouldBlock: true) }
+        loop.async { [self] in read(untilWouldBlock: true) }
     }
 
     /// Reads what the socket holds. A short read emptied the socket, and anything arriving later
@@ -134,7 +134,7 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
             }
             // Read budget used up with data still coming: continue after the loop's other work
             // (an edge-triggered poller reports nothing new for bytes already waiting).
-            loop.queue.async { [self] in read(untilWouldBlock: true) }
+            loop.async { [self] in read(untilWouldBlock: true) }
         }
     }
 
