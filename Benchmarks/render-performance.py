@@ -67,26 +67,29 @@ The one allocation is the message handed to the app (`String` for text, `[UInt8]
 Everything else on the path is reused: the loop's read buffer, the iovec array and header arena,
 the connection's send queue storage; payloads are unmasked in place and sent without copying.
 
-## Where the time goes in the scenarios that trail
+## Where the time goes
 
-Profiled with `perf record -g` and `strace -c` on the release EchoServer pinned to one core
-(numbers from the profiling session of 2026-11-24; rerun them after changing the transport):
+Profiled on 2026-12-01 with `perf record -g` and `perf stat -e 'syscalls:*'` on the release
+EchoServer pinned to one core, loadgen on the other (rerun them after changing the transport):
 
-- **echo-small, latency.** About 80% of the server's CPU is in the kernel and only ~20% in
-  user space (our code, libswiftCore, libdispatch together). The largest items are scheduler
-  switches (`finish_task_switch`, ~35%): every readiness event goes from libdispatch's epoll
-  thread to the worker thread that drains the connection's queue, two threads sharing the one
-  core. Per event libdispatch also makes two `epoll_ctl` calls (re-arming its one-shot
-  registration) and an `ioctl(FIONREAD)`, and we read until `EAGAIN` (libdispatch stops
-  watching a descriptor after EPOLLHUP/EPOLLRDHUP, so a FIN or RST that arrives with the last
-  data must be seen in the same wake-up). swift-nio runs its own epoll loop on one thread and
-  pays none of this; a per-connection `DispatchSourceRead`, which this library is built on,
-  does. At the latency scenario's low rate every message is its own event, which is why p99
-  trails while throughput with batching is 1.4-1.8x swift-nio's.
-- **handshake.** Per connection libdispatch registers and unregisters the read source through
-  its manager thread (an eventfd wake-up each way), and checks the descriptor (`fstat`,
-  `getsockopt`). We already save what we can: the peer address comes from `accept`, the
-  request is read at once after `accept` (one event fewer), the server closes right after the
-  close handshake instead of waiting for the peer's FIN, a connection accepted in `onRequest`
-  starts without a queue hop.
-""")
+- **The transport.** Each loop's sockets sit in one edge-triggered epoll set watched by a single
+  `DispatchSourceRead`; after serving sockets the loop lingers up to 1 ms in that epoll set
+  before handing its thread back to libdispatch. At the latency scenario's 10k messages/s this
+  makes one echoed message cost 1 `epoll_wait`, 1 `read`, 1 `sendmsg` and about 1 context
+  switch. With one `DispatchSourceRead` per socket (the first design) it cost 4 context
+  switches, 3 `epoll_wait`, 2 `epoll_ctl`, 2 futex calls and 2 reads: libdispatch wakes its
+  manager thread, which wakes a worker, disarms its one-shot registration, and re-arms it after
+  the handler through an eventfd. That was most of the server's CPU in every scenario, and the
+  reason echo-small was 1.4x swift-nio's rather than 3x.
+- **echo-small** at saturation: about 62% of the server's CPU is in the kernel (TCP, the
+  syscalls), 22% in libswiftCore (retain/release of the connection, the message and the send
+  chunk, ~16%; dynamic exclusivity checks, ~2%), 10% in our code and 2% in libdispatch. About
+  20 sockets are ready per wake-up, and one `read` and one `sendmsg` carry ~16 messages.
+- **handshake** is limited by loadgen (99% of its core, marked in the table), not by the
+  server (~90% of its core at ~23k cycles/s): in this scenario we are faster than the C ceiling
+  server, and the ratio to swift-nio moves between about 1.3 and 1.6 from run to run with
+  loadgen's headroom.
+- **latency** p99 is within the noise the bench README gives for A/A runs (1.15-1.60); p50,
+  which is steadier, is at or below swift-nio's.
+"""
+)

@@ -510,3 +510,31 @@ final class ServerIntegrationTests: XCTestCase {
         XCTAssertEqual(fixture.closes.waitForCount(1)[0].0, .abnormalClosure)
     }
 }
+
+extension ServerIntegrationTests {
+    func testListeningSocketDefersAcceptOnlyWhenAsked() throws {
+        #if os(Linux)
+        func deferSeconds(_ socket: Socket) -> Int32 {
+            var value: Int32 = -1
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(socket.fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &value, &length)
+            return value
+        }
+        let (deferring, _) = try Socket.listen(host: "127.0.0.1", port: 0, backlog: 8, deferAcceptSeconds: 5)
+        defer { deferring.close() }
+        let (plain, _) = try Socket.listen(host: "127.0.0.1", port: 0, backlog: 8, deferAcceptSeconds: 0)
+        defer { plain.close() }
+        XCTAssertGreaterThan(deferSeconds(deferring), 0)
+        XCTAssertEqual(deferSeconds(plain), 0)
+        #endif
+    }
+
+    func testServerWithoutDeferredAcceptServesUpgrades() throws {
+        let (_, port) = try startServer(self, configure: { $0.deferAccept = .zero }) { server in
+            server.onRequest = { request in _ = try? request.accept() }
+        }
+        let client = try RawClient(port: port)
+        try client.write("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        XCTAssertTrue(try client.readHTTPHead().hasPrefix("HTTP/1.1 101"))
+    }
+}

@@ -22,8 +22,9 @@ final class Listener: PollerClient, @unchecked Sendable {
     private var backingOff = false
     static let backoff: DispatchTimeInterval = .milliseconds(100)
 
-    init(host: String, port: Int, backlog: Int32, loop: EventLoop) throws(WebSocketError) {
-        (socket, address) = try Socket.listen(host: host, port: port, backlog: backlog)
+    init(host: String, port: Int, backlog: Int32, deferAcceptSeconds: Int32, loop: EventLoop) throws(WebSocketError) {
+        (socket, address) = try Socket.listen(
+            host: host, port: port, backlog: backlog, deferAcceptSeconds: deferAcceptSeconds)
         self.loop = loop
     }
 

@@ -45,6 +45,12 @@ public final class WebSocketServer: @unchecked Sendable {
         public var maxConnections: Int? = nil
         /// The listen backlog. Default: 1024.
         public var backlog: Int32 = 1024
+        /// On Linux, how long the kernel may hold a new connection back until its first bytes
+        /// arrive (`TCP_DEFER_ACCEPT`), so that accepting it and reading its request take one
+        /// wake-up instead of two. A client that stays silent reaches the server after about this
+        /// long and then has `handshakeTimeout`. Whole seconds; `.zero` turns it off. Ignored on
+        /// other systems. Default: 5 seconds.
+        public var deferAccept: Duration = .seconds(5)
         /// How many loop queues to use; `nil` means one per CPU the process may run on
         /// (shared by all servers and clients of the process). Default: `nil`.
         public var loopCount: Int? = nil
@@ -125,7 +131,9 @@ public final class WebSocketServer: @unchecked Sendable {
     @discardableResult
     public func listen(host: String = "127.0.0.1", port: Int) throws(WebSocketError) -> SocketAddress {
         let acceptLoop = group.loops[0]
-        let listener = try Listener(host: host, port: port, backlog: configuration.backlog, loop: acceptLoop)
+        let deferSeconds = Int32(clamping: configuration.deferAccept.components.seconds)
+        let listener = try Listener(
+            host: host, port: port, backlog: configuration.backlog, deferAcceptSeconds: deferSeconds, loop: acceptLoop)
         let alreadyListening = lock.withLock { () -> Bool in
             if self.listener != nil { return true }
             self.listener = listener

@@ -25,7 +25,10 @@ struct Socket: Sendable {
     // MARK: Creating
 
     /// Opens a listening socket. Port 0 picks a free port; the bound address is returned.
-    static func listen(host: String, port: Int, backlog: Int32) throws(WebSocketError) -> (Socket, SocketAddress) {
+    /// `deferAcceptSeconds` > 0 sets `TCP_DEFER_ACCEPT` on Linux (ignored elsewhere).
+    static func listen(
+        host: String, port: Int, backlog: Int32, deferAcceptSeconds: Int32 = 0
+    ) throws(WebSocketError) -> (Socket, SocketAddress) {
         var lastError = WebSocketError(.socketError, "no address for host \(host)")
         for address in try resolve(host: host, port: port, passive: true) {
             let fd = socket(Int32(address.family), socketStreamType, 0)
@@ -35,6 +38,12 @@ struct Socket: Sendable {
             }
             var yes: Int32 = 1
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+            #if os(Linux)
+            if deferAcceptSeconds > 0 {
+                var seconds = deferAcceptSeconds
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &seconds, socklen_t(MemoryLayout<Int32>.size))
+            }
+            #endif
             let bound = address.withSockAddr { bind(fd, $0, $1) }
             guard bound == 0, Glibc_listen(fd, backlog) == 0 else {
                 lastError = WebSocketError(.socketError, "cannot listen on \(address)", errno: errno)
