@@ -54,16 +54,28 @@ final class PollerTests: XCTestCase {
     /// wake-up is reported within one event.
     private func settle(_ loop: EventLoop) { loop.queue.sync {} }
 
-    private func register(_ loop: EventLoop, _ fd: Int32, _ client: PollerClient) throws {
+    /// Runs `body` on the loop's queue and rethrows its error here.
+    private func onLoop(_ loop: EventLoop, _ body: @escaping () throws(WebSocketError) -> Void) throws {
         let error = loop.queue.sync { () -> WebSocketError? in
             do throws(WebSocketError) {
-                try loop.register(fd, client)
+                try body()
                 return nil
             } catch {
                 return error
             }
         }
         if let error { throw error }
+    }
+
+    private func register(_ loop: EventLoop, _ fd: Int32, _ client: PollerClient) throws {
+        try onLoop(loop) { () throws(WebSocketError) in try loop.register(fd, client) }
+    }
+
+    /// Everything reported once `count` events arrived and the loop finished that wake-up.
+    private func events(_ log: EventLog<String>, atLeast count: Int, on loop: EventLoop) -> [String] {
+        log.waitForCount(count)
+        settle(loop)
+        return log.all
     }
 
     func testReportsReadinessThatExistedBeforeRegistration() throws {
@@ -88,9 +100,7 @@ final class PollerTests: XCTestCase {
         XCTAssertEqual(log.waitForCount(1), ["a:r"])
         // The byte stays unread: edge-triggered, so only new arrivals are reported.
         sentinel.put()
-        log.waitForCount(2)
-        settle(loop)
-        XCTAssertEqual(log.all, ["a:r", "s:r"])
+        XCTAssertEqual(events(log, atLeast: 2, on: loop), ["a:r", "s:r"])
         a.put()
         XCTAssertEqual(log.waitForCount(3), ["a:r", "s:r", "a:r"])
         loop.queue.sync {
@@ -109,9 +119,7 @@ final class PollerTests: XCTestCase {
         loop.queue.sync { loop.unregister(a.readEnd) }
         a.put()
         sentinel.put()
-        log.waitForCount(1)
-        settle(loop)
-        XCTAssertEqual(log.all, ["s:r"])
+        XCTAssertEqual(events(log, atLeast: 1, on: loop), ["s:r"])
         loop.queue.sync { loop.unregister(sentinel.readEnd) }
     }
 
@@ -126,9 +134,7 @@ final class PollerTests: XCTestCase {
         defer { second.closeBoth() }
         try register(loop, second.readEnd, Recorder("new", log))
         second.put()
-        log.waitForCount(1)
-        settle(loop)
-        XCTAssertEqual(log.all, ["new:r"])
+        XCTAssertEqual(events(log, atLeast: 1, on: loop), ["new:r"])
         loop.queue.sync { loop.unregister(second.readEnd) }
     }
 
@@ -141,15 +147,7 @@ final class PollerTests: XCTestCase {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while write(a.writeEnd, &chunk, chunk.count) > 0 {}
         XCTAssertEqual(errno, EAGAIN)
-        let error = loop.queue.sync { () -> WebSocketError? in
-            do throws(WebSocketError) {
-                try loop.watchWrites(a.writeEnd)
-                return nil
-            } catch {
-                return error
-            }
-        }
-        XCTAssertNil(error)
+        try onLoop(loop) { () throws(WebSocketError) in try loop.watchWrites(a.writeEnd) }
         while read(a.readEnd, &chunk, chunk.count) > 0 {}
         XCTAssertEqual(log.waitForCount(1), ["a:w"])
         loop.queue.sync { loop.unregister(a.writeEnd) }
