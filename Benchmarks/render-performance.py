@@ -51,6 +51,22 @@ for scenario, figure, op, target in targets:
         f"| {scenario} | {ours / ours_cpu:,.0f} ({ours_cpu:.0%}) | {nio / nio_cpu:,.0f} ({nio_cpu:.0%}) "
         f"| {(ours / ours_cpu) / (nio / nio_cpu):.2f} | {'yes' if limited else 'no'} |")
 
+# loadgen's own CPU per handshake cycle: 1 / that is the most cycles/s it can drive at all.
+def loadgen_us_per_cycle(who):
+    rate, cpu = median("handshake", who, "handshakes_per_s"), client_cpu("handshake", who)
+    return cpu / rate * 1e6 if rate and cpu else None
+
+handshake_limit = ""
+lg = {who: loadgen_us_per_cycle(who) for who in ("candidate", "nio", "ceiling")}
+nio_rate = median("handshake", "nio", "handshakes_per_s")
+if all(lg.values()) and nio_rate:
+    cap = 1e6 / lg["candidate"]
+    handshake_limit = (
+        f"In this run loadgen spent {lg['candidate']:.1f} µs of its CPU per handshake cycle against "
+        f"dws*, {lg['nio']:.1f} against nio and {lg['ceiling']:.1f} against the ceiling, so it cannot "
+        f"drive more than about {cap:,.0f} cycles/s, {cap / nio_rate:.2f}x nio's figure: that is the "
+        f"highest handshake ratio this harness can show on this machine.")
+
 rows = []
 for scenario, figure, op, target in targets:
     ours, nio = median(scenario, "candidate", figure), median(scenario, "nio", figure)
@@ -130,7 +146,7 @@ EchoServer pinned to one core, loadgen on the other (rerun them after changing t
   server can take off loadgen it does: `TCP_DEFER_ACCEPT` turns the accept wake-up and the
   request wake-up into one (server CPU per handshake -10%, rate +8%). The raw ratio to
   swift-nio therefore moves between about 1.4 and 1.6 from run to run with loadgen's headroom;
-  per core of server CPU (table above) it is about 1.9.
+  per core of server CPU (table above) it is about 1.7-1.9. {handshake_limit}
 - **latency** p99 is within the noise the bench README gives for A/A runs (1.15-1.60); p50,
   which is steadier, is at or below swift-nio's.
 """
