@@ -246,12 +246,22 @@ final class BrowserWebSocketTests: XCTestCase {
         try socket.send("hi")
         log.wait { $0.contains("message:hi") && $0.contains("listener") }
         socket.removeEventListener(listener)
+        // Closed from a handler, as a page would: the loop cannot see the server's reply before
+        // the handler returns, so the state in between is observable without a race.
+        _ = socket.addEventListener(.message) { [weak socket] _ in
+            guard let socket else { return }
+            try? socket.close(code: 4001, reason: "done")
+            log.append("after close(): \(socket.readyState)")
+        }
+        socket.onclose = { [weak socket] event in
+            log.append("close:\(event.code):\(event.reason):\(event.wasClean) in state \(socket.map { "\($0.readyState)" } ?? "gone")")
+        }
         try socket.send("again")
         log.wait { $0.contains("message:again") }
         XCTAssertEqual(log.all.filter { $0 == "listener" }.count, 1)
-        try socket.close(code: 4001, reason: "done")
-        XCTAssertEqual(socket.readyState, .closing)
-        log.wait { $0.contains("close:4001::true") }  // the reason is the one the server sent back
+        // The reason is the one the server sent back: an empty one.
+        log.wait { $0.contains("close:4001::true in state closed") }
+        XCTAssertTrue(log.all.contains("after close(): closing"), "\(log.all)")
         XCTAssertEqual(socket.readyState, .closed)
         XCTAssertNoThrow(try socket.send("after close is discarded"))
     }

@@ -76,6 +76,9 @@ public final class WebSocketServer: @unchecked Sendable {
     private var liveConnections: [ObjectIdentifier: WebSocketConnection] = [:]
     private var sessions: [ObjectIdentifier: HTTPServerSession] = [:]
     private var shutDownWaiters: [@Sendable () -> Void] = []
+    /// A shut-down listener closes on its loop; the waiters wait for that too, so that the port
+    /// is free when they run.
+    private var stoppingListener = false
 
     /// Creates a server; nothing happens until ``listen(host:port:)``.
     public init(configuration: Configuration = Configuration()) {
@@ -185,9 +188,7 @@ public final class WebSocketServer: @unchecked Sendable {
         connection.closeObservers.append { [self] connection in
             let (closeHandler, waiters) = lock.withLock { () -> ((@Sendable (WebSocketConnection, WebSocketCloseCode, String) -> Void)?, [@Sendable () -> Void]) in
                 liveConnections.removeValue(forKey: id)
-                guard liveConnections.isEmpty && sessions.isEmpty else { return (handlers.close, []) }
-                defer { shutDownWaiters = [] }
-                return (handlers.close, shutDownWaiters)
+                return (handlers.close, waitersIfFinished())
             }
             closeHandler?(connection, connection.closeReasonCode ?? .abnormalClosure, connection.closeDescription ?? "")
             for waiter in waiters { waiter() }
@@ -198,11 +199,16 @@ public final class WebSocketServer: @unchecked Sendable {
     func sessionEnded(_ session: HTTPServerSession) {
         let waiters = lock.withLock { () -> [@Sendable () -> Void] in
             sessions.removeValue(forKey: ObjectIdentifier(session))
-            guard liveConnections.isEmpty && sessions.isEmpty else { return [] }
-            defer { shutDownWaiters = [] }
-            return shutDownWaiters
+            return waitersIfFinished()
         }
         for waiter in waiters { waiter() }
+    }
+
+    /// The shut-down waiters, taken, once nothing is left to wait for. Under `lock`.
+    private func waitersIfFinished() -> [@Sendable () -> Void] {
+        guard liveConnections.isEmpty && sessions.isEmpty && !stoppingListener else { return [] }
+        defer { shutDownWaiters = [] }
+        return shutDownWaiters
     }
 
     /// Sends a text message to every open connection. The payload is shared, not copied, and a
@@ -241,25 +247,34 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     /// Stops listening, closes every connection with 1001 ("going away"), waits for them to
-    /// close (each is bounded by its `closeTimeout`), then calls `completion` (on an arbitrary queue).
+    /// close (each is bounded by its `closeTimeout`), then calls `completion` (on an arbitrary
+    /// queue). By then the listening socket is closed and the port is free.
     public func shutDown(completion: (@Sendable () -> Void)? = nil) {
-        let (listener, sessions, connections, done) = lock.withLock {
-            () -> (Listener?, [HTTPServerSession], [WebSocketConnection], Bool) in
+        let (listener, sessions, connections) = lock.withLock {
+            () -> (Listener?, [HTTPServerSession], [WebSocketConnection]) in
             let listener = self.listener
             self.listener = nil
+            if listener != nil { stoppingListener = true }
             if let completion { shutDownWaiters.append(completion) }
-            let done = liveConnections.isEmpty && self.sessions.isEmpty
-            if done { shutDownWaiters = [] }
-            return (listener, Array(self.sessions.values), Array(liveConnections.values), done)
+            return (listener, Array(self.sessions.values), Array(liveConnections.values))
         }
-        if let listener { group.loops[0].async { listener.stop() } }
+        if let listener {
+            group.loops[0].async { [self] in
+                listener.stop()
+                let waiters = lock.withLock { () -> [@Sendable () -> Void] in
+                    stoppingListener = false
+                    return waitersIfFinished()
+                }
+                for waiter in waiters { waiter() }
+            }
+        }
         for session in sessions {
             session.channel.loop.execute { session.shutDown() }
         }
         for connection in connections {
             connection.close(code: .goingAway, description: "server shutting down")
         }
-        if done { completion?() }
+        for waiter in lock.withLock({ waitersIfFinished() }) { waiter() }
     }
 
     /// Async form of ``shutDown(completion:)``.
