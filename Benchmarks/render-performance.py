@@ -24,15 +24,10 @@ def median(scenario, who, figure):
     except (KeyError, TypeError):
         return None
 
-def server_cpu(scenario, who):
+def cpu(scenario, who, side):
+    """The CPU share ("server_cpu" or "client_cpu", i.e. loadgen's) measured in a scenario."""
     try:
-        return summary[scenario][who]["server_cpu"]
-    except (KeyError, TypeError):
-        return None
-
-def client_cpu(scenario, who):
-    try:
-        return summary[scenario][who]["client_cpu"]
+        return summary[scenario][who][side]
     except (KeyError, TypeError):
         return None
 
@@ -43,18 +38,18 @@ for scenario, figure, op, target in targets:
     if op != ">=":
         continue
     ours, nio = median(scenario, "candidate", figure), median(scenario, "nio", figure)
-    ours_cpu, nio_cpu = server_cpu(scenario, "candidate"), server_cpu(scenario, "nio")
+    ours_cpu, nio_cpu = cpu(scenario, "candidate", "server_cpu"), cpu(scenario, "nio", "server_cpu")
     if None in (ours, nio, ours_cpu, nio_cpu) or not ours_cpu or not nio_cpu:
         continue
-    limited = (client_cpu(scenario, "candidate") or 0) >= 0.9
+    limited = (cpu(scenario, "candidate", "client_cpu") or 0) >= 0.9
     per_core.append(
         f"| {scenario} | {ours / ours_cpu:,.0f} ({ours_cpu:.0%}) | {nio / nio_cpu:,.0f} ({nio_cpu:.0%}) "
         f"| {(ours / ours_cpu) / (nio / nio_cpu):.2f} | {'yes' if limited else 'no'} |")
 
 # loadgen's own CPU per handshake cycle: 1 / that is the most cycles/s it can drive at all.
 def loadgen_us_per_cycle(who):
-    rate, cpu = median("handshake", who, "handshakes_per_s"), client_cpu("handshake", who)
-    return cpu / rate * 1e6 if rate and cpu else None
+    rate, busy = median("handshake", who, "handshakes_per_s"), cpu("handshake", who, "client_cpu")
+    return busy / rate * 1e6 if rate and busy else None
 
 handshake_limit = ""
 lg = {who: loadgen_us_per_cycle(who) for who in ("candidate", "nio", "ceiling")}

@@ -197,8 +197,13 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     func sessionEnded(_ session: HTTPServerSession) {
+        runShutDownWaitersIfFinished { sessions.removeValue(forKey: ObjectIdentifier(session)) }
+    }
+
+    /// Applies `change` under `lock`, then runs the shut-down waiters if nothing is left to wait for.
+    private func runShutDownWaitersIfFinished(after change: () -> Void = {}) {
         let waiters = lock.withLock { () -> [@Sendable () -> Void] in
-            sessions.removeValue(forKey: ObjectIdentifier(session))
+            change()
             return waitersIfFinished()
         }
         for waiter in waiters { waiter() }
@@ -261,11 +266,7 @@ public final class WebSocketServer: @unchecked Sendable {
         if let listener {
             group.loops[0].async { [self] in
                 listener.stop()
-                let waiters = lock.withLock { () -> [@Sendable () -> Void] in
-                    stoppingListener = false
-                    return waitersIfFinished()
-                }
-                for waiter in waiters { waiter() }
+                runShutDownWaitersIfFinished { stoppingListener = false }
             }
         }
         for session in sessions {
@@ -274,7 +275,7 @@ public final class WebSocketServer: @unchecked Sendable {
         for connection in connections {
             connection.close(code: .goingAway, description: "server shutting down")
         }
-        for waiter in lock.withLock({ waitersIfFinished() }) { waiter() }
+        runShutDownWaitersIfFinished()
     }
 
     /// Async form of ``shutDown(completion:)``.

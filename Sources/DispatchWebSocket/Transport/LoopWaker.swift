@@ -10,7 +10,7 @@ import Darwin
 /// Lets work submitted to a loop's queue cut short a ``Poller`` that lingers in its wait.
 ///
 /// A poller that has just served sockets waits a little longer for more before it hands its
-/// thread back to libdispatch (see ``Poller/lingerTime``). Meanwhile the queue is busy, so a
+/// thread back to libdispatch (see ``Poller/lingerMilliseconds``). Meanwhile the queue is busy, so a
 /// block submitted with ``EventLoop/async(_:)`` would wait for the linger to end: it counts
 /// itself in ``pending`` and, when the poller is ``parked``, writes a byte to a pipe that is in
 /// the poller's set. The poller sets `parked` and then checks `pending`; the submitter counts
@@ -25,10 +25,7 @@ final class LoopWaker: Sendable {
     init() throws(WebSocketError) {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw WebSocketError(.socketError, "pipe failed", errno: errno) }
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
+        for fd in fds { Socket(fd: fd).setNonBlocking() }
         (readFD, writeFD) = (fds[0], fds[1])
     }
 

@@ -15,9 +15,10 @@ protocol ChannelHandler: AnyObject {
     func channelClosed(_ error: WebSocketError?)
 }
 
-/// A connected socket on a loop: readiness comes from the loop's ``Poller`` (edge-triggered,
-/// so every wake-up reads until `EAGAIN`), output is gathered writes made at the end of the
-/// loop event, and writability is watched only once a write returned `EAGAIN`.
+/// A connected socket on a loop: readiness comes from the loop's ``Poller`` (edge-triggered:
+/// a wake-up reads until a short read, or until `EAGAIN` after a hang-up), output is gathered
+/// writes made at the end of the loop event, and writability is watched only once a write
+/// returned `EAGAIN`.
 ///
 /// The descriptor is unregistered from the poller before it is closed, in one place (`close`),
 /// so no event can ever reach a closed (and possibly reused) descriptor.
@@ -33,11 +34,11 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
     private enum State { case idle, open, closingAfterFlush, shuttingDown, halfClosed, closed }
     private var state = State.idle
     private var registered = false
-    /// A write returned `EAGAIN`: the poller's writable event flushes next.
+    /// A write returned `EAGAIN`: the poller's writable event flushes next, and the owner hears
+    /// `channelWritable` once the queue has drained.
     private var waitingForWritable = false
     private var readPaused = false
     private var flushQueued = false
-    private var wasBlocked = false
     /// Set by the owner when its queue went above its high-water mark: `channelWritable` then
     /// follows as soon as the queue is empty, even if the kernel never pushed back.
     var wantsDrainNotification = false
@@ -168,6 +169,7 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
         for completion in completed { completion(nil) }
         switch outcome {
         case .drained:
+            let wasBlocked = waitingForWritable
             waitingForWritable = false
             if state == .shuttingDown {
                 socket.shutdownWrite()
@@ -176,12 +178,10 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
                 return close()
             }
             if wasBlocked || wantsDrainNotification {
-                wasBlocked = false
                 wantsDrainNotification = false
                 handler?.channelWritable()
             }
         case .blocked:
-            wasBlocked = true
             if !waitingForWritable {
                 waitingForWritable = true
                 do throws(WebSocketError) {
