@@ -11,7 +11,15 @@ let package = Package(
         .executable(name: "AutobahnClient", targets: ["AutobahnClient"]),
     ],
     targets: [
-        .target(name: "DispatchWebSocket"),
+        // System C libraries, no Swift package dependencies: OpenSSL for wss://, zlib for
+        // permessage-deflate. On Debian/Ubuntu: apt-get install libssl-dev zlib1g-dev.
+        .systemLibrary(
+            name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "DispatchWebSocket", dependencies: ["COpenSSL", "CZlib"]),
         .target(
             name: "ChatRoom",
             dependencies: ["DispatchWebSocket"],
