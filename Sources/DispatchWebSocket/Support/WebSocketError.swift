@@ -31,6 +31,33 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
         public static let invalidArgument = Code("invalidArgument")
         /// More bytes were queued for sending than ``WebSocketConfiguration/maxQueuedBytes``.
         public static let sendQueueFull = Code("sendQueueFull")
+
+        // TLS (wss://). The message carries OpenSSL's own reason.
+
+        /// The TLS handshake failed: no common version or cipher, bytes that are not TLS (e.g.
+        /// plain HTTP sent to a TLS port), or another protocol error.
+        public static let tlsHandshakeFailed = Code("tlsHandshakeFailed")
+        /// The peer ended the TLS handshake with an alert (the message names it, e.g.
+        /// "certificate required", "unknown ca", "bad certificate").
+        public static let tlsAlertReceived = Code("tlsAlertReceived")
+        /// A TLS error after the handshake (a corrupt record, a renegotiation attempt).
+        public static let tlsError = Code("tlsError")
+        /// The peer's certificate does not chain to a trusted CA (unknown or self-signed issuer).
+        public static let certificateUntrusted = Code("certificateUntrusted")
+        /// The peer's certificate has expired.
+        public static let certificateExpired = Code("certificateExpired")
+        /// The peer's certificate is not valid yet.
+        public static let certificateNotYetValid = Code("certificateNotYetValid")
+        /// The peer's certificate is not valid for the host name or IP address we connected to.
+        public static let certificateHostnameMismatch = Code("certificateHostnameMismatch")
+        /// The peer sent no certificate although one is required.
+        public static let certificateRequired = Code("certificateRequired")
+        /// The peer's certificate failed verification for another reason (the message says which:
+        /// revoked, bad signature, wrong purpose…).
+        public static let certificateInvalid = Code("certificateInvalid")
+        /// A TLS setting could not be used: a missing or malformed certificate, key or CA file, a
+        /// wrong key password, a key that does not match its certificate.
+        public static let tlsConfigurationInvalid = Code("tlsConfigurationInvalid")
     }
 
     /// What kind of failure this is.
