@@ -28,6 +28,22 @@ static inline int dws_SSL_CTX_set_tlsext_servername_arg(SSL_CTX *ctx, void *arg)
 static inline int dws_SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t n) { return SSL_CTX_set_num_tickets(ctx, n); }
 static inline void dws_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes) { SSL_CTX_set_read_ahead(ctx, yes); }
 
+static inline long dws_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *x509) { return SSL_CTX_add1_chain_cert(ctx, x509); }
+static inline int dws_SSL_CTX_set_session_id_context(SSL_CTX *ctx, const unsigned char *sid, unsigned int len) { return SSL_CTX_set_session_id_context(ctx, sid, len); }
+
+// SSL_OP_* are built with SSL_OP_BIT(n), which Swift cannot import.
+/// No renegotiation, no TLS compression (CRIME), the server's cipher order, and a peer's EOF
+/// without close_notify reported as an EOF (SSL_ERROR_ZERO_RETURN) rather than a protocol error:
+/// the WebSocket layer decides whether such an end was clean (after the closing handshake) or not.
+static inline uint64_t dws_ssl_default_options(void) {
+    return SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE
+        | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+}
+
+// BIO retry flags are macros.
+static inline void dws_BIO_set_retry_read(BIO *bio) { BIO_set_retry_read(bio); }
+static inline void dws_BIO_clear_retry_flags(BIO *bio) { BIO_clear_retry_flags(bio); }
+
 static inline int dws_BIO_get_close(BIO *bio) { return (int)BIO_get_close(bio); }
 
 static inline int dws_sk_X509_num(const STACK_OF(X509) *stack) { return sk_X509_num(stack); }
