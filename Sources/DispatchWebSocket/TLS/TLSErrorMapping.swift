@@ -114,6 +114,9 @@ enum TLSErrorMapping {
     /// `ERR_error_string_n` for a packed error code, e.g.
     /// `error:0A000086:SSL routines::certificate verify failed`.
     static func errorString(_ code: UInt) -> String {
+        // libssl's reason strings are loaded by its initialisation (SSL_CTX_new does it); make
+        // sure of it, so a message never reads "reason(134)". Run-once inside OpenSSL.
+        _ = OPENSSL_init_ssl(UInt64(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS), nil)
         var buffer = [CChar](repeating: 0, count: 256)
         ERR_error_string_n(code, &buffer, buffer.count)
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
