@@ -53,4 +53,12 @@ static inline GENERAL_NAME *dws_sk_GENERAL_NAME_value(const GENERAL_NAMES *names
 static inline void dws_GENERAL_NAMES_free(GENERAL_NAMES *names) { GENERAL_NAMES_free(names); }
 static inline void dws_OPENSSL_free(void *p) { OPENSSL_free(p); }
 
+// Certificate inspection and error-queue helpers (WebSocketPeerCertificate, TLSErrorMapping).
+static inline unsigned long dws_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
+static inline unsigned long dws_ERR_PACK(int lib, int reason) { return ERR_PACK(lib, 0, reason); }
+static inline void dws_ERR_raise(int lib, int reason) { ERR_raise(lib, reason); }
+static inline GENERAL_NAMES *dws_X509_get_subject_alt_names(const X509 *x509) {
+    return (GENERAL_NAMES *)X509_get_ext_d2i(x509, NID_subject_alt_name, NULL, NULL);
+}
+
 #endif
