@@ -1,6 +1,7 @@
 // AutobahnClient: runs the Autobahn fuzzing server's client cases with DispatchWebSocket's client.
 //
 //   swift run -c release AutobahnClient --url ws://127.0.0.1:9001 [--agent NAME]
+//   swift run -c release AutobahnClient --url wss://127.0.0.1:9443 --ca CA.pem
 //
 // Protocol: GET /getCaseCount, then for each case /runCase?case=N&agent=A (echo every message
 // back), then /updateReports?agent=A.
@@ -21,6 +22,7 @@ func printError(_ message: String) {
 struct Options {
     var url = "ws://127.0.0.1:9001"
     var agent = "DispatchWebSocket"
+    var caFile: String?
 }
 
 func parseOptions() -> Options {
@@ -30,8 +32,9 @@ func parseOptions() -> Options {
         switch argument {
         case "--url": options.url = arguments.popFirst() ?? options.url
         case "--agent": options.agent = arguments.popFirst() ?? options.agent
+        case "--ca": options.caFile = arguments.popFirst()
         default:
-            printError("usage: AutobahnClient [--url ws://127.0.0.1:9001] [--agent NAME]")
+            printError("usage: AutobahnClient [--url ws[s]://127.0.0.1:9001] [--agent NAME] [--ca CA.pem]")
             exit(2)
         }
     }
@@ -49,6 +52,7 @@ func run(_ path: String, echo: Bool) -> String? {
     configuration.connection.maxReceivedFrameSize = 64 * 1024 * 1024
     configuration.connection.maxReceivedMessageSize = 64 * 1024 * 1024
     configuration.connection.fragmentOutgoingMessages = false
+    if let caFile = options.caFile { configuration.tls.trustRoots = .pemFile(caFile) }
     let client = WebSocketClient(configuration: configuration)
     client.onConnect = { connection in
         connection.onMessage = { message in

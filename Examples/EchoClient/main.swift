@@ -2,6 +2,7 @@
 //
 //   swift run EchoClient ws://127.0.0.1:9001 [--count N] [--size BYTES] [--binary]
 //   swift run EchoClient ws://127.0.0.1:9001 --interactive     # lines from stdin, replies printed
+//   swift run EchoClient wss://127.0.0.1:9443 [--ca CA.pem | --insecure]
 //
 // Exits 0 only if every echo matched.
 import DispatchWebSocket
@@ -24,12 +25,16 @@ struct Options {
     var size = 32
     var binary = false
     var interactive = false
+    var caFile: String?
+    var insecure = false
 }
 
 func fail(_ message: String, code: Int32 = 1) -> Never {
     printError("EchoClient: \(message)")
     exit(code)
 }
+
+let usage = "usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive] [--ca CA.pem | --insecure]"
 
 func parseOptions() -> Options {
     var options = Options()
@@ -40,12 +45,14 @@ func parseOptions() -> Options {
         case "--size": options.size = arguments.popFirst().flatMap { Int($0) } ?? -1
         case "--binary": options.binary = true
         case "--interactive": options.interactive = true
+        case "--ca": options.caFile = arguments.popFirst()
+        case "--insecure": options.insecure = true
         case let url where !url.hasPrefix("--") && options.url.isEmpty: options.url = url
-        default: fail("usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive]", code: 2)
+        default: fail(usage, code: 2)
         }
     }
     if options.url.isEmpty || options.count < 1 || options.size < 0 {
-        fail("usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive]", code: 2)
+        fail(usage, code: 2)
     }
     return options
 }
@@ -67,6 +74,8 @@ let run = Run()
 var configuration = WebSocketClient.Configuration()
 configuration.connection.maxReceivedMessageSize = max(options.size * 2, 1 << 20)
 configuration.connection.maxReceivedFrameSize = max(options.size * 2, 1 << 20)
+if let caFile = options.caFile { configuration.tls.trustRoots = .pemFile(caFile) }
+if options.insecure { configuration.tls.verification = .insecureNoVerification }
 let client = WebSocketClient(configuration: configuration)
 let start = DispatchTime.now()
 

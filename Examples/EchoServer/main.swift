@@ -2,7 +2,9 @@
 // connected clients. Driven by the Autobahn conformance runner and the benchmarks:
 //
 //   swift run -c release EchoServer [--host 127.0.0.1] [--port 9001] [--broadcast]
+//                                   [--tls-cert CHAIN.pem --tls-key KEY.pem]
 //
+// With --tls-cert and --tls-key it serves wss:// (TLS 1.2/1.3) instead of ws://.
 // It prints `listening on HOST:PORT` once it accepts connections.
 import DispatchWebSocket
 import Dispatch
@@ -22,6 +24,8 @@ struct Options {
     var host = "127.0.0.1"
     var port = 9001
     var broadcast = false
+    var tlsCertificate: String?
+    var tlsKey: String?
 }
 
 func parseOptions() -> Options {
@@ -32,13 +36,19 @@ func parseOptions() -> Options {
         case "--host": options.host = arguments.popFirst() ?? options.host
         case "--port": options.port = arguments.popFirst().flatMap { Int($0) } ?? -1
         case "--broadcast": options.broadcast = true
+        case "--tls-cert": options.tlsCertificate = arguments.popFirst()
+        case "--tls-key": options.tlsKey = arguments.popFirst()
         default:
-            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast]")
+            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE]")
             exit(2)
         }
     }
     guard (0...65535).contains(options.port) else {
         printError("EchoServer: --port needs a number from 0 to 65535")
+        exit(2)
+    }
+    guard (options.tlsCertificate == nil) == (options.tlsKey == nil) else {
+        printError("EchoServer: --tls-cert and --tls-key go together")
         exit(2)
     }
     return options
@@ -47,6 +57,9 @@ func parseOptions() -> Options {
 let options = parseOptions()
 var configuration = WebSocketServer.Configuration()
 configuration.connection.keepalive = false  // peers under test answer on their own schedule
+if let certificate = options.tlsCertificate, let key = options.tlsKey {
+    configuration.tls = TLSServerConfiguration(identity: .pemFiles(certificateChain: certificate, privateKey: key))
+}
 let server = WebSocketServer(configuration: configuration)
 server.onRequest = { request in
     guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }

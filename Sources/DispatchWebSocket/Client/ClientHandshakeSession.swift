@@ -123,7 +123,17 @@ final class ClientHandshakeSession: @unchecked Sendable {
     private func handshake(on socket: Socket) {
         state = .awaitingHead
         deadline = EventLoop.now() + client.configuration.handshakeTimeout.nanoseconds
-        let channel = SocketChannel(socket: socket, loop: loop, peerAddress: connectingTo)
+        var tls: TLSStream?
+        if url.secure {
+            do throws(WebSocketError) {
+                let host = client.configuration.tls.serverName ?? url.host
+                tls = try TLSStream(context: try client.makeTLSContext(), socket: socket, loop: loop, expectedHost: host)
+            } catch {
+                socket.close()
+                return fail(error)
+            }
+        }
+        let channel = SocketChannel(socket: socket, loop: loop, peerAddress: connectingTo, tls: tls)
         self.channel = channel
         channel.handler = self
         channel.socket.setNoDelay(client.configuration.connection.disableNagleAlgorithm)
@@ -197,7 +207,9 @@ final class ClientHandshakeSession: @unchecked Sendable {
                 let next = ClientHandshakeSession(
                     client: client, url: try url.resolving(location: location), protocols: protocols, origin: origin,
                     headers: headers, loop: loop, redirectsLeft: redirectsLeft - 1)
-                if next.url.secure { throw WebSocketError(.invalidArgument, "redirect to wss:// is not supported yet") }
+                if url.secure && !next.url.secure {
+                    throw WebSocketError(.handshakeFailed, "refusing a redirect from wss:// to \(next.url): it would drop TLS")
+                }
                 client.sessionRedirected(self, to: next)
             } catch {
                 client.sessionFailed(self, error)

@@ -73,11 +73,10 @@ public final class WebSocket: @unchecked Sendable {
     private var nextListenerID = 0
 
     /// Starts connecting at once.
-    /// - Throws: ``WebSocketError`` `.invalidArgument` for a URL that is not `ws://` (a
+    /// - Throws: ``WebSocketError`` `.invalidArgument` for a URL that is not `ws://` or `wss://` (a
     ///   `SyntaxError` in browsers) or duplicate protocols.
     public init(url: String, protocols: [String] = [], configuration: WebSocketClient.Configuration = .init()) throws(WebSocketError) {
-        let parsed = try WebSocketURL(url)
-        if parsed.secure { throw WebSocketError(.invalidArgument, "wss:// is not supported yet") }
+        _ = try WebSocketURL(url)
         guard Set(protocols).count == protocols.count else {
             throw WebSocketError(.invalidArgument, "duplicate protocols in \(protocols)")
         }

@@ -7,7 +7,7 @@ import Musl
 import Darwin
 #endif
 
-/// Opens WebSocket connections to servers (`ws://`), WebSocket-Node style.
+/// Opens WebSocket connections to servers (`ws://` and `wss://`), WebSocket-Node style.
 ///
 /// ```swift
 /// let client = WebSocketClient()
@@ -47,6 +47,9 @@ public final class WebSocketClient: @unchecked Sendable {
         public var maxRedirects = 5
         /// Loop queues to use; `nil` shares the process's loops. Default: `nil`.
         public var loopCount: Int? = nil
+        /// TLS for `wss://` URLs: by default the server's certificate must chain to the system's
+        /// trust store and match the host. See ``TLSClientConfiguration``.
+        public var tls = TLSClientConfiguration()
 
         public init() {}
     }
@@ -63,6 +66,16 @@ public final class WebSocketClient: @unchecked Sendable {
     private let lock = Lock()
     private var handlers = Handlers()
     private var attempt: ClientHandshakeSession?
+    /// Built on the first `wss://` connect and shared by the client's later connections.
+    private var tlsContext: TLSContext?
+
+    /// The client's TLS context (built once; a configuration problem is thrown each time).
+    func makeTLSContext() throws(WebSocketError) -> TLSContext {
+        if let context = lock.withLock({ tlsContext }) { return context }
+        let context = try TLSContext.client(configuration.tls)
+        lock.withLock { tlsContext = tlsContext ?? context }
+        return context
+    }
 
     /// Creates a client; nothing happens until `connect`.
     public init(configuration: Configuration = Configuration()) {
@@ -91,10 +104,10 @@ public final class WebSocketClient: @unchecked Sendable {
         set { lock.withLock { handlers.httpResponse = newValue } }
     }
 
-    /// Connects to a `ws://` URL.
+    /// Connects to a `ws://` or `wss://` URL.
     ///
     /// - Parameters:
-    ///   - url: `ws://host[:port][/path][?query]`; host names are resolved (IPv4 and IPv6, each
+    ///   - url: `ws[s]://host[:port][/path][?query]` (port 80 or 443 by default); host names are resolved (IPv4 and IPv6, each
     ///     address tried in turn).
     ///   - protocols: subprotocols to offer; the server may pick one of them.
     ///   - origin: an `Origin` header, as browsers send.
@@ -103,7 +116,6 @@ public final class WebSocketClient: @unchecked Sendable {
         let parsed: WebSocketURL
         do throws(WebSocketError) {
             parsed = try WebSocketURL(url)
-            if parsed.secure { throw WebSocketError(.invalidArgument, "wss:// is not supported yet: \(url)") }
         } catch {
             let failed = lock.withLock { handlers.connectFailed }
             group.next().async { failed?(error) }

@@ -1,4 +1,4 @@
-/// A parsed `ws://` URL: host, port and the request target (path and query).
+/// A parsed `ws://` or `wss://` URL: host, port and the request target (path and query).
 struct WebSocketURL: Sendable, Equatable {
     var secure: Bool
     var host: String
@@ -8,8 +8,7 @@ struct WebSocketURL: Sendable, Equatable {
 
     var defaultPort: Int { secure ? 443 : 80 }
 
-    /// Parses `ws://host[:port][/path][?query]` (IPv6 hosts in brackets). `wss://` parses but
-    /// is refused by the client until TLS is supported. Fragments are dropped, as browsers do.
+    /// Parses `ws://host[:port][/path][?query]` (IPv6 hosts in brackets). Fragments are dropped, as browsers do.
     init(_ string: String) throws(WebSocketError) {
         var rest = Substring(string)
         if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }

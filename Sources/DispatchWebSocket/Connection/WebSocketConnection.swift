@@ -31,6 +31,16 @@ public final class WebSocketConnection: @unchecked Sendable {
     public var localAddress: SocketAddress? { channel.socket.localAddress() }
     /// The configuration the connection was opened with.
     public let configuration: WebSocketConfiguration
+    /// Whether the connection runs over TLS (`wss://`).
+    public let isSecure: Bool
+    /// The peer's certificate: the server's (verified unless verification was turned off) on a
+    /// client connection, the client's on a server connection that asked for one. `nil` on a
+    /// plain connection or when the peer sent none.
+    public let peerCertificate: WebSocketPeerCertificate?
+    /// The TLS version in use ("TLSv1.3", "TLSv1.2"); `nil` on a plain connection.
+    public let tlsProtocolVersion: String?
+    /// The TLS cipher suite in use, e.g. "TLS_AES_128_GCM_SHA256"; `nil` on a plain connection.
+    public let tlsCipherSuite: String?
 
     let loop: EventLoop
     let channel: SocketChannel
@@ -86,6 +96,10 @@ public final class WebSocketConnection: @unchecked Sendable {
         self.protocol = `protocol`
         self.configuration = configuration
         self.remoteAddress = channel.peerAddress
+        self.isSecure = channel.tls != nil
+        self.peerCertificate = channel.tlsSession?.peerCertificate
+        self.tlsProtocolVersion = channel.tlsSession?.protocolVersion
+        self.tlsCipherSuite = channel.tlsSession?.cipherSuite
         self.machine = ConnectionStateMachine(role: role, configuration: configuration, output: self)
         Self.liveCount.add(1, ordering: .relaxed)
     }

@@ -15,6 +15,8 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// The TCP peer.
     public var remoteAddress: SocketAddress?
+    /// Whether the request came over TLS (`https://`).
+    public var isSecure = false
 
     init(head: HTTPRequestHead, body: [UInt8], remoteAddress: SocketAddress?) {
         method = head.method

@@ -32,12 +32,36 @@ final class HTTPServerSession: @unchecked Sendable {
 
     private var loop: EventLoop { channel.loop }
 
+    /// Holds a slot of ``TLSServerConfiguration/maxHandshakesInProgress`` until the TLS
+    /// handshake ends.
+    private var holdsHandshakeSlot = false
+
     func start() {
         channel.handler = self
         channel.socket.setNoDelay(server.configuration.connection.disableNagleAlgorithm)
         armDeadline()
         loop.addTickHandler(self)
+        if channel.tls != nil, let limiter = server.handshakeLimiter {
+            // Beyond the limit the socket waits unread (its deadline still runs).
+            guard limiter.acquire(self) else { return }
+            holdsHandshakeSlot = true
+        }
         channel.start(readNow: true)
+    }
+
+    /// A handshake slot came free for this waiting session (from ``TLSHandshakeLimiter``).
+    func handshakeSlotGranted() {
+        loop.execute { [self] in
+            guard case .readingHead = state, !channel.isClosed else { return releaseHandshakeSlot(granted: true) }
+            holdsHandshakeSlot = true
+            channel.start(readNow: true)
+        }
+    }
+
+    private func releaseHandshakeSlot(granted: Bool = false) {
+        guard holdsHandshakeSlot || granted, let limiter = server.handshakeLimiter else { return }
+        holdsHandshakeSlot = false
+        limiter.release()
     }
 
     private func armDeadline() {
@@ -138,7 +162,9 @@ final class HTTPServerSession: @unchecked Sendable {
         let keepAlive = Self.wantsKeepAlive(head)
         let response: HTTPResponse
         if let handler = server.httpHandler {
-            response = handler(HTTPRequest(head: head, body: body, remoteAddress: channel.peerAddress))
+            var request = HTTPRequest(head: head, body: body, remoteAddress: channel.peerAddress)
+            request.isSecure = channel.tls != nil
+            response = handler(request)
         } else {
             response = HTTPResponse(
                 status: 426, headers: ["Upgrade": "websocket", "Sec-WebSocket-Version": "13"],
@@ -219,12 +245,19 @@ extension HTTPServerSession: ChannelHandler {
         handle(UnsafeRawBufferPointer(bytes))
     }
 
+    func channelSecured() {
+        releaseHandshakeSlot()
+    }
+
     func channelEndOfInput() {}
 
     func channelWritable() {}
 
     func channelClosed(_ error: WebSocketError?) {
         loop.removeTickHandler(self)
+        releaseHandshakeSlot()
+        server.handshakeLimiter?.remove(self)
+        if let error, error.code != .timeout { server.reportHandshakeError(error, from: self) }
         if case .upgraded = state { return }
         state = .closing
         server.sessionEnded(self)

@@ -42,6 +42,13 @@ public final class WebSocketRequest: @unchecked Sendable {
     public let socketAddress: SocketAddress?
     /// `Sec-WebSocket-Version` (always 13: other versions are rejected with 426 before this).
     public let webSocketVersion: Int
+    /// Whether the request came over TLS (`wss://`).
+    public let isSecure: Bool
+    /// The host name the client asked for with TLS SNI; `nil` without TLS or SNI.
+    public let serverName: String?
+    /// The client's certificate, verified, when the server asks for one
+    /// (``TLSServerConfiguration/clientCertificates``) and the client sent one.
+    public let peerCertificate: WebSocketPeerCertificate?
 
     private let key: String
     private let session: HTTPServerSession
@@ -60,6 +67,9 @@ public final class WebSocketRequest: @unchecked Sendable {
         key = upgrade.key
         self.session = session
         socketAddress = session.channel.peerAddress
+        isSecure = session.channel.tls != nil
+        serverName = session.channel.tlsSession?.serverName
+        peerCertificate = session.channel.tlsSession?.peerCertificate
 
         var cookies: [String: String] = [:]
         for line in head.headers.values(for: "Cookie") {

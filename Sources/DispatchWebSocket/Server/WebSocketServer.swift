@@ -54,6 +54,10 @@ public final class WebSocketServer: @unchecked Sendable {
         /// How many loop queues to use; `nil` means one per CPU the process may run on
         /// (shared by all servers and clients of the process). Default: `nil`.
         public var loopCount: Int? = nil
+        /// TLS: with it set the server speaks only `wss://` (and `https://`) on its port; see
+        /// ``TLSServerConfiguration``. The TLS handshake counts against ``handshakeTimeout``.
+        /// Default: `nil` (plain `ws://`).
+        public var tls: TLSServerConfiguration? = nil
 
         public init() {}
     }
@@ -68,6 +72,7 @@ public final class WebSocketServer: @unchecked Sendable {
         var close: (@Sendable (WebSocketConnection, WebSocketCloseCode, String) -> Void)?
         var http: (@Sendable (HTTPRequest) -> HTTPResponse)?
         var error: (@Sendable (WebSocketError) -> Void)?
+        var tlsError: (@Sendable (WebSocketError, SocketAddress?) -> Void)?
     }
 
     private let lock = Lock()
@@ -84,6 +89,7 @@ public final class WebSocketServer: @unchecked Sendable {
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
         self.group = configuration.loopCount.map { EventLoopGroup(count: $0) } ?? .shared
+        self.handshakeLimiter = configuration.tls.map { TLSHandshakeLimiter(limit: $0.maxHandshakesInProgress) }
     }
 
     // MARK: Events
@@ -122,7 +128,23 @@ public final class WebSocketServer: @unchecked Sendable {
         set { lock.withLock { handlers.error = newValue } }
     }
 
+    /// A client's TLS handshake failed (no common version, plain bytes on the TLS port, a client
+    /// certificate that is missing or does not verify…): the error and the client's address.
+    /// Runs on a loop queue. Handshakes that merely time out are not reported.
+    public var onTLSError: (@Sendable (WebSocketError, SocketAddress?) -> Void)? {
+        get { lock.withLock { handlers.tlsError } }
+        set { lock.withLock { handlers.tlsError = newValue } }
+    }
+
     var httpHandler: (@Sendable (HTTPRequest) -> HTTPResponse)? { lock.withLock { handlers.http } }
+
+    /// Set with ``Configuration/tls``; bounds the handshakes in progress.
+    let handshakeLimiter: TLSHandshakeLimiter?
+
+    func reportHandshakeError(_ error: WebSocketError, from session: HTTPServerSession) {
+        guard session.channel.tls != nil else { return }
+        lock.withLock { handlers.tlsError }?(error, session.channel.peerAddress)
+    }
 
     // MARK: Listening
 
@@ -134,6 +156,7 @@ public final class WebSocketServer: @unchecked Sendable {
     @discardableResult
     public func listen(host: String = "127.0.0.1", port: Int) throws(WebSocketError) -> SocketAddress {
         let acceptLoop = group.loops[0]
+        let tls = try configuration.tls.map { configuration throws(WebSocketError) in try TLSContext.server(configuration) }
         let deferSeconds = Int32(clamping: configuration.deferAccept.components.seconds)
         let listener = try Listener(
             host: host, port: port, backlog: configuration.backlog, deferAcceptSeconds: deferSeconds, loop: acceptLoop)
@@ -148,7 +171,7 @@ public final class WebSocketServer: @unchecked Sendable {
         }
         acceptLoop.async { [self] in
             listener.start(
-                onAccept: { [self] socket, peer in accepted(socket, peer: peer) },
+                onAccept: { [self] socket, peer in accepted(socket, peer: peer, tls: tls) },
                 onError: { [self] error in lock.withLock { handlers.error }?(error) })
         }
         return listener.address
@@ -157,9 +180,20 @@ public final class WebSocketServer: @unchecked Sendable {
     /// The address the server listens on, `nil` before ``listen(host:port:)`` and after shutdown.
     public var localAddress: SocketAddress? { lock.withLock { listener?.address } }
 
-    private func accepted(_ socket: Socket, peer: SocketAddress?) {
+    private func accepted(_ socket: Socket, peer: SocketAddress?, tls: TLSContext?) {
         let loop = group.next()
-        let session = HTTPServerSession(channel: SocketChannel(socket: socket, loop: loop, peerAddress: peer), server: self)
+        var stream: TLSStream?
+        if let tls {
+            do throws(WebSocketError) {
+                stream = try TLSStream(context: tls, socket: socket, loop: loop, expectedHost: nil)
+            } catch {
+                socket.close()
+                lock.withLock { handlers.error }?(error)
+                return
+            }
+        }
+        let channel = SocketChannel(socket: socket, loop: loop, peerAddress: peer, tls: stream)
+        let session = HTTPServerSession(channel: channel, server: self)
         lock.withLock { sessions[ObjectIdentifier(session)] = session }
         loop.execute { session.start() }
     }

@@ -374,7 +374,8 @@ final class TLSStream: OutboundSink, @unchecked Sendable {
 
     // MARK: The BIO
 
-    private static let bioMethod: OpaquePointer = {
+    /// Made once, never changed after (OpenSSL only reads a BIO_METHOD): safe to share.
+    nonisolated(unsafe) private static let bioMethod: OpaquePointer = {
         let method = BIO_meth_new(BIO_TYPE_SOURCE_SINK | BIO_get_new_index(), "DispatchWebSocket")!
         _ = BIO_meth_set_write(method) { bio, data, length in
             guard let bio, let data, length > 0, let stream = BIO_get_data(bio) else { return 0 }

@@ -30,6 +30,12 @@ final class EventLoop: @unchecked Sendable {
     nonisolated(unsafe) private static let key = DispatchSpecificKey<UnsafeMutableRawPointer>()
 
     private(set) lazy var readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readBufferSize, alignment: 16)
+    /// Decrypted bytes of the loop's TLS connections, handed up like `readBuffer`.
+    private(set) lazy var tlsPlaintextBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    /// Small frames copied together into one TLS record.
+    private(set) lazy var tlsStagingBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSStream.recordSize, alignment: 16)
+    /// Ciphertext of one OpenSSL call, before it is written (see ``TLSStream``).
+    var tlsOutput = TLSOutputBuffer()
     let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: 2 * EventLoop.maxGather)
     let headerArena = UnsafeMutableRawPointer.allocate(byteCount: EventLoop.maxGather * FrameHeader.maxSize, alignment: 8)
 

@@ -30,6 +30,14 @@ enum OutboundPayload: Sendable {
     }
 }
 
+/// Where a flush's gathered iovecs go: the socket itself, or a ``TLSStream`` that seals them
+/// into records. Returns the bytes taken (of the plaintext, for TLS).
+protocol OutboundSink {
+    func write(iovecs: UnsafeMutablePointer<iovec>, count: Int) -> Socket.IOResult
+}
+
+extension Socket: OutboundSink {}
+
 /// One frame (or raw bytes, before the upgrade) waiting to be written.
 struct OutboundChunk {
     /// Encoded into the loop's header arena at write time; `nil` for raw bytes (HTTP).
@@ -77,8 +85,8 @@ struct OutboundQueue {
 
     /// Writes as much as the kernel takes. Completions of written chunks are collected in
     /// `completed` (to be called once the queue is consistent again).
-    mutating func write(
-        to socket: Socket, loop: EventLoop, completed: inout [WebSocketSendCompletion]
+    mutating func write<Sink: OutboundSink>(
+        to socket: Sink, loop: EventLoop, completed: inout [WebSocketSendCompletion]
     ) -> WriteOutcome {
         while !isEmpty {
             let count = min(chunks.count - head, EventLoop.maxGather)
@@ -100,7 +108,7 @@ struct OutboundQueue {
 
     /// Recursion keeps every payload's storage pinned (`withUnsafeBytes`) while the iovecs that
     /// point into it are in use; depth is bounded by `EventLoop.maxGather`.
-    private func gather(_ index: Int, end: Int, iovecCount: Int, socket: Socket, loop: EventLoop) -> Socket.IOResult {
+    private func gather<Sink: OutboundSink>(_ index: Int, end: Int, iovecCount: Int, socket: Sink, loop: EventLoop) -> Socket.IOResult {
         if index == end {
             return socket.write(iovecs: loop.iovecs, count: iovecCount)
         }

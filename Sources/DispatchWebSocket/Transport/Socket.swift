@@ -175,6 +175,20 @@ struct Socket: Sendable {
         }
     }
 
+    /// Writes one buffer (TLS records).
+    func write(_ bytes: UnsafeRawBufferPointer) -> IOResult {
+        while true {
+            let n = send(fd, bytes.baseAddress, bytes.count, sendFlags)
+            if n >= 0 { return .bytes(n) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case EPIPE, ECONNRESET, ENOTCONN: return .endOfFile
+            case let code: return .error(code)
+            }
+        }
+    }
+
     /// Half-closes: the peer reads EOF after everything already written.
     func shutdownWrite() {
         _ = shutdown(fd, Int32(SHUT_WR))

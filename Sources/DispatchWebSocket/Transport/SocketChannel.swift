@@ -13,6 +13,12 @@ protocol ChannelHandler: AnyObject {
     func channelWritable()
     /// The descriptor is closed; the last call the handler gets.
     func channelClosed(_ error: WebSocketError?)
+    /// The TLS handshake completed (TLS channels only), before the first decrypted byte.
+    func channelSecured()
+}
+
+extension ChannelHandler {
+    func channelSecured() {}
 }
 
 /// A connected socket on a loop: readiness comes from the loop's ``Poller`` (edge-triggered:
@@ -22,6 +28,10 @@ protocol ChannelHandler: AnyObject {
 ///
 /// The descriptor is unregistered from the poller before it is closed, in one place (`close`),
 /// so no event can ever reach a closed (and possibly reused) descriptor.
+///
+/// With ``tls`` the channel carries TLS: ciphertext is read and written here, plaintext goes
+/// to and from the handler and the queue exactly as on a plain channel. Queued bytes wait for
+/// the handshake; every graceful end sends `close_notify` before the FIN.
 ///
 /// Confined to ``loop``: every method must be called on its queue (hence `@unchecked Sendable`).
 final class SocketChannel: PollerClient, @unchecked Sendable {
@@ -43,22 +53,30 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
     /// follows as soon as the queue is empty, even if the kernel never pushed back.
     var wantsDrainNotification = false
     private var outbound = OutboundQueue() {
-        didSet { bufferedMirror.store(outbound.bufferedAmount, ordering: .relaxed) }
+        didSet { bufferedMirror.store(bufferedAmount, ordering: .relaxed) }
     }
+    /// TLS on this connection, or `nil` for plain TCP.
+    let tls: TLSStream?
+    /// What the TLS handshake established; set once on the loop when it completes, before any
+    /// decrypted byte is handed up (so readers that learned of the request or connection from
+    /// the loop see it).
+    private(set) var tlsSession: TLSSessionInfo?
     /// `bufferedAmount` for other threads.
     private let bufferedMirror = Atomic<Int>(0)
 
     /// The peer, as `accept` or `connect` knew it (no `getpeername` needed).
     let peerAddress: SocketAddress?
 
-    init(socket: Socket, loop: EventLoop, peerAddress: SocketAddress?) {
+    init(socket: Socket, loop: EventLoop, peerAddress: SocketAddress?, tls: TLSStream? = nil) {
         self.socket = socket
         self.loop = loop
         self.peerAddress = peerAddress
+        self.tls = tls
     }
 
-    /// Bytes queued and not yet taken by the kernel, framing included.
-    var bufferedAmount: Int { outbound.bufferedAmount }
+    /// Bytes queued and not yet taken by the kernel, framing included; with TLS, plus sealed
+    /// records the kernel has not taken yet.
+    var bufferedAmount: Int { outbound.bufferedAmount + (tls?.pendingOutputCount ?? 0) }
     var publishedBufferedAmount: Int { bufferedMirror.load(ordering: .relaxed) }
     var isClosed: Bool { state == .closed }
 
@@ -71,6 +89,10 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
         loop.runEvent {
             // Read before registering: registration reports bytes already waiting, which would
             // cost another wake-up and a read that finds nothing.
+            if let tls, !tls.isHandshakeComplete, !readNow {
+                // A client starts the handshake (its ClientHello).
+                receiveTLS(tls, UnsafeRawBufferPointer(start: nil, count: 0))
+            }
             if readNow { read(untilWouldBlock: false) }
             guard state != .closed else { return }
             do throws(WebSocketError) {
@@ -120,11 +142,16 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
                 guard state != .closed, !readPaused else { return }
                 switch socket.read(into: buffer) {
                 case .bytes(let n):
-                    handler?.channelRead(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
+                    if let tls {
+                        receiveTLS(tls, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                    } else {
+                        handler?.channelRead(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
+                    }
                     if n < buffer.count && !untilWouldBlock { return }
                 case .wouldBlock:
                     return
                 case .endOfFile:
+                    if let error = tls?.endOfInputError() { return close(error: error) }
                     handler?.channelEndOfInput()
                     close()
                     return
@@ -136,6 +163,42 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
             // Read budget used up with data still coming: continue after the loop's other work
             // (an edge-triggered poller reports nothing new for bytes already waiting).
             loop.async { [self] in read(untilWouldBlock: true) }
+        }
+    }
+
+    /// Decrypts what was read; reports the handshake's end, the peer's `close_notify` (as an
+    /// end of input) and TLS failures (closing the channel with them).
+    private func receiveTLS(_ tls: TLSStream, _ ciphertext: UnsafeRawBufferPointer) {
+        let outcome = tls.receive(ciphertext) { plaintext in
+            if tls.takeHandshakeCompleted() { secured() }
+            guard state != .closed else { return false }
+            handler?.channelRead(plaintext)
+            return state != .closed
+        }
+        if tls.takeHandshakeCompleted() { secured() }
+        guard state != .closed else { return }
+        switch outcome {
+        case .ok:
+            if tls.hasPendingOutput { waitForWritable() }  // handshake records the socket did not take
+        case .endOfStream:
+            handler?.channelEndOfInput()
+            close()
+        case .failed(let error):
+            close(error: error)
+        }
+    }
+
+    private func secured() {
+        if let tls {
+            tlsSession = TLSSessionInfo(
+                serverName: tls.serverName, peerCertificate: tls.peerCertificate,
+                protocolVersion: tls.protocolVersion, cipherSuite: tls.cipherSuite)
+        }
+        handler?.channelSecured()
+        // Bytes queued before the handshake ended (a client's upgrade request) go out now.
+        if !outbound.isEmpty && !flushQueued && state != .closed {
+            flushQueued = true
+            loop.scheduleFlush(self)
         }
     }
 
@@ -165,8 +228,12 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
     private func flush() {
         guard state != .closed, state != .halfClosed else { return }
         var completed: [WebSocketSendCompletion] = []
-        let outcome = outbound.write(to: socket, loop: loop, completed: &completed)
+        var outcome = writeQueued(completed: &completed)
         for completion in completed { completion(nil) }
+        if case .drained = outcome, state == .shuttingDown || state == .closingAfterFlush, let tls {
+            tls.sendCloseNotify()
+            outcome = tls.writePending()
+        }
         switch outcome {
         case .drained:
             let wasBlocked = waitingForWritable
@@ -182,15 +249,32 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
                 handler?.channelWritable()
             }
         case .blocked:
-            if !waitingForWritable {
-                waitingForWritable = true
-                do throws(WebSocketError) {
-                    try loop.watchWrites(socket.fd)
-                } catch {
-                    close(error: error)
-                }
-            }
+            waitForWritable()
         case .closed(let error):
+            close(error: error)
+        }
+    }
+
+    /// Writes the queue: straight to the socket, or sealed into TLS records (which wait for the
+    /// handshake; until then only the handshake's own records are written).
+    private func writeQueued(completed: inout [WebSocketSendCompletion]) -> OutboundQueue.WriteOutcome {
+        guard let tls else { return outbound.write(to: socket, loop: loop, completed: &completed) }
+        defer { bufferedMirror.store(bufferedAmount, ordering: .relaxed) }
+        guard tls.isHandshakeComplete else { return tls.writePending() }
+        let outcome = outbound.write(to: tls, loop: loop, completed: &completed)
+        guard case .drained = outcome else {
+            if case .closed(nil) = outcome, let error = TLSStream.error(tls.writeError ?? .endOfFile) { return .closed(error) }
+            return outcome
+        }
+        return tls.writePending()
+    }
+
+    private func waitForWritable() {
+        guard !waitingForWritable else { return }
+        waitingForWritable = true
+        do throws(WebSocketError) {
+            try loop.watchWrites(socket.fd)
+        } catch {
             close(error: error)
         }
     }
@@ -204,6 +288,7 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
         guard state == .open || state == .idle else { return }
         state = .shuttingDown
         if outbound.isEmpty && !waitingForWritable {
+            if tls != nil { return flush() }  // close_notify first
             socket.shutdownWrite()
             state = .halfClosed
         }
@@ -213,18 +298,25 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
     /// timer and then calls `close`).
     func closeAfterFlush() {
         guard state == .open || state == .idle else { return }
-        if outbound.isEmpty && !waitingForWritable { return close() }
         state = .closingAfterFlush
+        if outbound.isEmpty && !waitingForWritable { flush() }
     }
 
     /// Closes now: one last attempt to write what is queued, then the descriptor is closed and
     /// `channelClosed` is delivered.
     func close(error: WebSocketError? = nil) {
         guard state != .closed else { return }
-        if state == .open || state == .shuttingDown || state == .closingAfterFlush, !outbound.isEmpty {
-            var completed: [WebSocketSendCompletion] = []
-            _ = outbound.write(to: socket, loop: loop, completed: &completed)
-            for completion in completed { completion(nil) }
+        if state == .open || state == .shuttingDown || state == .closingAfterFlush {
+            if !outbound.isEmpty {
+                var completed: [WebSocketSendCompletion] = []
+                _ = writeQueued(completed: &completed)
+                for completion in completed { completion(nil) }
+            }
+            if let tls, error == nil {
+                // What the socket takes now; a peer that stopped reading gets a bare FIN.
+                tls.sendCloseNotify()
+                _ = tls.writePending()
+            }
         }
         state = .closed
         waitingForWritable = false
