@@ -45,7 +45,7 @@ let package = Package(
             dependencies: ["DispatchWebSocket"],
             path: "Examples/AutobahnClient"
         ),
-        .testTarget(name: "DispatchWebSocketTests", dependencies: ["DispatchWebSocket"]),
+        .testTarget(name: "DispatchWebSocketTests", dependencies: ["DispatchWebSocket", "COpenSSL"]),
         .testTarget(name: "ChatServerTests", dependencies: ["ChatRoom", "DispatchWebSocket"]),
     ],
     swiftLanguageModes: [.v6]

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 @testable import DispatchWebSocket
+import COpenSSL
 
 /// A blocking raw-socket client for integration tests: it writes exactly the bytes a test wants
 /// (valid or not) and reads what the server answers. Every read has a receive timeout, so a
@@ -30,9 +31,58 @@ final class RawClient {
         }
     }
 
-    deinit { close(fd) }
+    deinit {
+        if let ssl { SSL_free(ssl) }
+        if let tlsContext { SSL_CTX_free(tlsContext) }
+        close(fd)
+    }
+
+    // MARK: TLS (blocking, straight on OpenSSL, independent of the library's TLS code)
+
+    private var ssl: OpaquePointer?
+    private var tlsContext: OpaquePointer?
+    /// The server ended TLS with `close_notify` (rather than a bare FIN).
+    private(set) var receivedCloseNotify = false
+    /// The negotiated ALPN protocol.
+    private(set) var alpn: String?
+
+    /// Runs a TLS handshake on the connected socket; reads and writes go through it afterwards.
+    func startTLS(caFile: String?, serverName: String? = nil, certificate: String? = nil, key: String? = nil) throws {
+        let context = SSL_CTX_new(TLS_client_method())!
+        tlsContext = context
+        if let caFile {
+            guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else { throw Failure(description: "bad CA file") }
+            SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        }
+        if let certificate, let key {
+            SSL_CTX_use_certificate_chain_file(context, certificate)
+            SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM)
+        }
+        let alpnList: [UInt8] = [8] + Array("http/1.1".utf8)
+        SSL_CTX_set_alpn_protos(context, alpnList, UInt32(alpnList.count))
+        let ssl = SSL_new(context)!
+        self.ssl = ssl
+        if let serverName { _ = dws_SSL_set_tlsext_host_name(ssl, serverName) }
+        SSL_set_fd(ssl, fd)
+        guard SSL_connect(ssl) == 1 else {
+            ERR_clear_error()
+            throw Failure(description: "TLS handshake failed")
+        }
+        var protocolName: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &protocolName, &length)
+        if let protocolName, length > 0 { alpn = String(decoding: UnsafeBufferPointer(start: protocolName, count: Int(length)), as: UTF8.self) }
+    }
 
     func write(_ bytes: [UInt8]) throws {
+        if let ssl {
+            var written = 0
+            guard bytes.isEmpty || SSL_write_ex(ssl, bytes, bytes.count, &written) == 1 else {
+                ERR_clear_error()
+                throw Failure(description: "SSL_write failed")
+            }
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -47,6 +97,18 @@ final class RawClient {
     @discardableResult
     private func fill() throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
+        if let ssl {
+            var count = 0
+            if SSL_read_ex(ssl, &chunk, chunk.count, &count) == 1 {
+                buffer.append(contentsOf: chunk[0..<count])
+                return true
+            }
+            let error = SSL_get_error(ssl, 0)
+            ERR_clear_error()
+            if error == SSL_ERROR_ZERO_RETURN { receivedCloseNotify = true }
+            if error == SSL_ERROR_ZERO_RETURN || error == SSL_ERROR_SSL || errno == ECONNRESET { return false }
+            throw Failure(description: "SSL_read failed or timed out (SSL error \(error), errno \(errno))")
+        }
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n == 0 { return false }
         guard n > 0 else {
@@ -109,6 +171,11 @@ final class RawClient {
         var payload: [UInt8] = []
         if let code { payload = [UInt8(code >> 8), UInt8(code & 0xFF)] + Array(reason.utf8) }
         try send(.close, payload)
+    }
+
+    /// Reads and discards until the server closes the connection.
+    func readUntilEOF() throws {
+        while try fill() { buffer.removeAll() }
     }
 
     /// Reads the next frame; nil on EOF.

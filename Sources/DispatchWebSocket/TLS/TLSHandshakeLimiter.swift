@@ -52,4 +52,5 @@ final class TLSHandshakeLimiter: @unchecked Sendable {
     }
 
     var handshakesInProgress: Int { lock.withLock { inProgress } }
+    var sessionsWaiting: Int { lock.withLock { waiting.count - waitingHead } }
 }
