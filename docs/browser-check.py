@@ -4,26 +4,39 @@
 # saved as a screenshot.
 #
 #   swift build --product ChatServer && python3 docs/browser-check.py .build/debug/ChatServer docs/chat.png
+#   python3 docs/browser-check.py .build/debug/ChatServer /tmp/chat-tls.png --tls CERT.pem KEY.pem
+#
+# With --tls the server serves https:// and wss://; Chromium trusts exactly that certificate's key
+# (--ignore-certificate-errors-spki-list with its SPKI hash), not every certificate.
 #
 # Needs Debian's chromium and `pip install websocket-client`.
 import base64, json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 import websocket
 
 SERVER, SHOT = sys.argv[1], sys.argv[2]
+TLS = sys.argv[4:6] if len(sys.argv) >= 6 and sys.argv[3] == "--tls" else None
 PORT = 8099
-URL = f"http://127.0.0.1:{PORT}/"
+URL = f"{'https' if TLS else 'http'}://127.0.0.1:{PORT}/"
+
+def spki_hash(certificate):
+    key = subprocess.run(["openssl", "x509", "-in", certificate, "-pubkey", "-noout"], capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=key, capture_output=True, check=True).stdout
+    digest = subprocess.run(["openssl", "dgst", "-sha256", "-binary"], input=der, capture_output=True, check=True).stdout
+    return base64.b64encode(digest).decode()
 temp = tempfile.mkdtemp(prefix="chat-check-")
 processes = []
 
 def start_server():
-    server = subprocess.Popen([SERVER, "--port", str(PORT)], stdout=subprocess.PIPE, stderr=open(f"{temp}/server.log", "a"), text=True)
+    tls_arguments = ["--tls-cert", TLS[0], "--tls-key", TLS[1]] if TLS else []
+    server = subprocess.Popen([SERVER, "--port", str(PORT)] + tls_arguments, stdout=subprocess.PIPE, stderr=open(f"{temp}/server.log", "a"), text=True)
     print("server:", server.stdout.readline().strip())
     return server
 
 def start_browser(debug_port):
     profile = tempfile.mkdtemp(dir=temp)  # a fresh profile: no nickname remembered in localStorage
     browser = subprocess.Popen(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                                f"--remote-debugging-port={debug_port}", f"--user-data-dir={profile}", "about:blank"],
+                                f"--remote-debugging-port={debug_port}", f"--user-data-dir={profile}"]
+                               + ([f"--ignore-certificate-errors-spki-list={spki_hash(TLS[0])}"] if TLS else []) + ["about:blank"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     processes.append(browser)
     return debug_port

@@ -1,9 +1,11 @@
 // ChatServer: a chat room in the browser, built on DispatchWebSocket.
 //
 //   swift run ChatServer [--host 127.0.0.1] [--port 8080] [--allow-origin ORIGIN]... [--any-origin]
+//                        [--tls-cert CHAIN.pem --tls-key KEY.pem]      # https:// and wss://
 //
 // The PORT environment variable sets the port too (the flag wins). Open the printed URL.
 import ChatRoom
+import DispatchWebSocket
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -12,11 +14,13 @@ import Darwin
 #endif
 
 let usage = """
-    usage: ChatServer [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--any-origin]
+    usage: ChatServer [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--any-origin] [--tls-cert FILE --tls-key FILE]
       --host HOST            address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)
       --port PORT            port to listen on (default 8080, or $PORT; 0 picks a free one)
       --allow-origin ORIGIN  also accept pages from ORIGIN, e.g. http://localhost:3000 (repeatable)
       --any-origin           accept pages from any origin
+      --tls-cert FILE        PEM certificate chain: serve https:// and wss:// (needs --tls-key)
+      --tls-key FILE         PEM private key of that certificate
     """
 
 func fail(_ message: String) -> Never {
@@ -32,6 +36,8 @@ func port(_ text: String?) -> Int {
 
 func parseConfiguration() -> ChatServer.Configuration {
     var configuration = ChatServer.Configuration()
+    var certificate: String?
+    var key: String?
     if let value = getenv("PORT") { configuration.port = port(String(cString: value)) }
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
@@ -46,12 +52,26 @@ func parseConfiguration() -> ChatServer.Configuration {
             configuration.allowedOrigins.insert(origin)
         case "--any-origin":
             configuration.allowAnyOrigin = true
+        case "--tls-cert":
+            guard let path = arguments.popFirst() else { fail("--tls-cert needs a file") }
+            certificate = path
+        case "--tls-key":
+            guard let path = arguments.popFirst() else { fail("--tls-key needs a file") }
+            key = path
         case "-h", "--help":
             print(usage)
             exit(0)
         default:
             fail("unknown argument \(argument)\n\(usage)")
         }
+    }
+    switch (certificate, key) {
+    case (let certificate?, let key?):
+        configuration.tls = TLSServerConfiguration(identity: .pemFiles(certificateChain: certificate, privateKey: key))
+    case (nil, nil):
+        break
+    default:
+        fail("--tls-cert and --tls-key go together")
     }
     return configuration
 }
@@ -62,7 +82,8 @@ do {
     // Listening on every interface: this machine is still reachable as localhost.
     let host = ["0.0.0.0", "::"].contains(address.host) ? "localhost"
         : address.host.contains(":") ? "[\(address.host)]" : address.host
-    print("Chat server running: open http://\(host):\(address.port)/ in your browser (Ctrl-C to stop)")
+    let scheme = chat.configuration.tls == nil ? "http" : "https"
+    print("Chat server running: open \(scheme)://\(host):\(address.port)/ in your browser (Ctrl-C to stop)")
     fflush(nil)
 } catch {
     fail("cannot listen on \(chat.configuration.host):\(chat.configuration.port): \(error)")

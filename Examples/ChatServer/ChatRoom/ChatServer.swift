@@ -18,6 +18,8 @@ public final class ChatServer: @unchecked Sendable {
         public var allowedOrigins: Set<String> = []
         /// Accept pages from any origin.
         public var allowAnyOrigin = false
+        /// Serve the page over https and the chat over wss with this certificate and key.
+        public var tls: TLSServerConfiguration? = nil
         /// Messages a connection may send per `ratePeriod` seconds.
         public var rateLimit = 10
         public var ratePeriod: TimeInterval = 10
@@ -53,6 +55,7 @@ public final class ChatServer: @unchecked Sendable {
         var settings = WebSocketServer.Configuration()
         settings.connection.maxReceivedMessageSize = 16 * 1024  // a chat message is small: refuse big ones early
         settings.connection.maxQueuedBytes = 1024 * 1024        // a client that stops reading is dropped
+        settings.tls = configuration.tls
         server = WebSocketServer(configuration: settings)
     }
 
@@ -85,7 +88,7 @@ public final class ChatServer: @unchecked Sendable {
         guard request.requestedProtocols.contains("chat") else {
             return request.reject(status: 400, reason: "the chat subprotocol is required")
         }
-        if let origin = request.origin, !isAllowed(origin: origin, host: request.host) {
+        if let origin = request.origin, !isAllowed(origin: origin, host: request.host, secure: request.isSecure) {
             log("rejected \(request.remoteAddress): origin \(origin) not allowed")
             return request.reject(status: 403, reason: "origin not allowed")
         }
@@ -102,8 +105,8 @@ public final class ChatServer: @unchecked Sendable {
     }
 
     /// Pages served by this server come from `http://<the Host they asked for>`.
-    private func isAllowed(origin: String, host: String) -> Bool {
-        configuration.allowAnyOrigin || origin.lowercased() == "http://\(host.lowercased())"
+    private func isAllowed(origin: String, host: String, secure: Bool) -> Bool {
+        configuration.allowAnyOrigin || origin.lowercased() == "\(secure ? "https" : "http")://\(host.lowercased())"
             || configuration.allowedOrigins.contains(origin)
     }
 
