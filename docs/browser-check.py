@@ -43,7 +43,7 @@ def start_browser(debug_port):
 
 class Page:
     def __init__(self, debug_port, new=False):
-        for _ in range(100):
+        for _ in range(300):  # a loaded machine starts chromium slowly
             try:
                 if new:
                     request = urllib.request.Request(f"http://127.0.0.1:{debug_port}/json/new?about:blank", method="PUT")
