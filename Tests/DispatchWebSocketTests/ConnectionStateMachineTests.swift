@@ -185,7 +185,13 @@ final class ConnectionStateMachineTests: XCTestCase {
         for code: UInt16 in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
             assertFails(with: 1002, frame(.close, [UInt8(code >> 8), UInt8(code & 0xFF)]))
         }
-        assertFails(with: 1002, frame(.close, [0x03, 0xE8, 0xFF]))  // reason not UTF-8
+    }
+
+    func testACloseReasonThatIsNotUTF8Is1007() {
+        // The reason is data that failed UTF-8 validation, like a text message (RFC 6455 §7.4.1).
+        assertFails(with: 1007, frame(.close, [0x03, 0xE8, 0xFF]))
+        assertFails(with: 1007, frame(.close, [0x03, 0xE8] + Array("ok".utf8) + [0xC3]))  // truncated sequence
+        assertFails(with: 1007, frame(.close, [0x03, 0xE8, 0xED, 0xA0, 0x80]))  // a surrogate
     }
 
     func testLocalCloseWaitsForThePeersClose() {

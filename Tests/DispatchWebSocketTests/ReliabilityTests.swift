@@ -198,7 +198,10 @@ final class ReliabilityTests: XCTestCase {
 
     func testDrainFiresWhenTheQueueEmptiesAfterBackpressure() throws {
         let events = EventLog<String>()
-        let (_, port) = try startServer(self, configure: { $0.connection.highWaterMark = 16 * 1024 }) { server in
+        let (_, port) = try startServer(self, configure: {
+            $0.connection.highWaterMark = 16 * 1024
+            $0.connection.maxQueuedBytes = 8 * 1024 * 1024  // the 4 MiB burst below stays under it
+        }) { server in
             server.onRequest = { request in
                 guard let connection = try? request.accept() else { return }
                 connection.onDrain = { events.append("drain:\(connection.bufferedAmount)") }

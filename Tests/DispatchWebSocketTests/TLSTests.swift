@@ -287,6 +287,33 @@ final class TLSTests: XCTestCase {
         XCTAssertNil(server.connections.first?.peerCertificate)
     }
 
+    func testFailedHandshakesOfEveryKindLeaveNoDescriptor() throws {
+        let good = try startTLSEchoServer()
+        let servers = [
+            try startTLSEchoServer(cert: pki.wrongHostCertPath, key: pki.wrongHostKeyPath),
+            try startTLSEchoServer(cert: pki.expiredCertPath, key: pki.expiredKeyPath),
+            try startTLSEchoServer(cert: pki.untrustedCertPath, key: pki.untrustedKeyPath),
+            try startTLSEchoServer {
+                $0.tls?.clientCertificates = .require
+                $0.tls?.clientCertificateTrustRoots = .pemFile(pki.caPath)
+            },
+        ]
+        func failAll() -> [WebSocketError.Code] {
+            servers.map { fixture in
+                let (_, _, _, failures) = connect("wss://127.0.0.1:\(fixture.port)/")
+                return failures.waitForCount(1)[0].code
+            }
+        }
+        // Warm up: the client's context, loops and timers are part of the baseline.
+        let (_, _, warm, _) = connect("wss://127.0.0.1:\(good.port)/")
+        warm.waitForCount(1)[0].close()
+        XCTAssertEqual(failAll(), [.certificateHostnameMismatch, .certificateExpired, .certificateUntrusted, .certificateRequired])
+        waitUntil({ good.server.connections.count }, equals: 0)
+        let baseline = openDescriptors()
+        for _ in 0..<3 { _ = failAll() }
+        waitUntil(openDescriptors, equals: baseline)
+    }
+
     // MARK: Misbehaving peers
 
     func testStalledHandshakePlainBytesAndHalfClientHelloLeaveNoDescriptor() throws {

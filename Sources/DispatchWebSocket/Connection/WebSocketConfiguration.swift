@@ -49,15 +49,28 @@ public struct WebSocketConfiguration: Sendable {
     /// Sets `TCP_NODELAY`, so small messages leave at once. Default: `true`.
     public var disableNagleAlgorithm: Bool = true
 
-    /// Queued outgoing bytes (framing included) above which sends report backpressure; when the
-    /// queue empties again after exceeding it, `onDrain` fires. Default: 1 MiB.
+    /// Queued outgoing bytes (framing included) above which sends report backpressure and, with
+    /// ``pauseReadingWhileBackpressured``, reading stops; when the queue empties again, `onDrain`
+    /// fires (and reading resumes). Default: 1 MiB.
     public var highWaterMark: Int = 1024 * 1024
 
-    /// The most outgoing bytes that may be queued. A send beyond it fails with
-    /// ``WebSocketError/Code-swift.struct/sendQueueFull`` and, with the default
-    /// ``sendQueueOverflow``, the connection is closed with 1008, so one slow reader cannot take
-    /// the process's memory. Default: 128 MiB.
-    public var maxQueuedBytes: Int = 128 * 1024 * 1024
+    /// While more than ``highWaterMark`` bytes wait to be sent, stop reading from the socket, and
+    /// read again once the queue has drained: a handler that answers every message (an echo,
+    /// request/response) then slows a fast sender through TCP instead of queueing without end.
+    /// It composes with ``WebSocketConnection/pause()``: reading resumes only when neither holds
+    /// it. Keepalive is suspended meanwhile, as during `pause()` (the pong could not be read).
+    /// Turn it off for connections whose reads must never wait on their own writes (a sender that
+    /// only ever streams to a slow peer and reads nothing important is unaffected either way).
+    /// Default: `true`.
+    public var pauseReadingWhileBackpressured: Bool = true
+
+    /// The most outgoing bytes that may wait in the queue. A send that would go beyond it while
+    /// the queue is not empty fails with ``WebSocketError/Code-swift.struct/sendQueueFull`` and,
+    /// with the default ``sendQueueOverflow``, the connection is closed with 1008, so one slow
+    /// reader cannot take the process's memory. A single message on an empty queue is always
+    /// taken, however large (the app holds it already), so echoing a message of up to
+    /// ``maxReceivedMessageSize`` works. Default: 4 MiB.
+    public var maxQueuedBytes: Int = 4 * 1024 * 1024
 
     /// What a send that would exceed ``maxQueuedBytes`` does. Default: ``SendQueueOverflow/closeConnection``.
     public var sendQueueOverflow: SendQueueOverflow = .closeConnection

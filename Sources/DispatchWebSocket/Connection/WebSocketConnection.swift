@@ -85,7 +85,11 @@ public final class WebSocketConnection: @unchecked Sendable {
     private var lastOutbound: UInt64 = 0
     /// When the message now arriving began (coarse loop time); 0 between messages.
     private var messageStartedAt: UInt64 = 0
+    /// The app's `pause()`.
     private var isPaused = false
+    /// Reading stopped because the send queue is above `highWaterMark` (`pauseReadingWhileBackpressured`).
+    private(set) var isPausedByBackpressure = false
+    private var readingHeld: Bool { isPaused || isPausedByBackpressure }
 
     init(
         channel: SocketChannel, role: WebSocketRole, protocol: String?, configuration: WebSocketConfiguration
@@ -124,7 +128,7 @@ public final class WebSocketConnection: @unchecked Sendable {
             }
         }
         channel.start()
-        if !isPaused { channel.resumeReading() }  // the app may have paused it in onRequest
+        if !readingHeld { channel.resumeReading() }  // the app may have paused it in onRequest
     }
 
     /// Ends a connection that never started (its handshake could not be completed).
@@ -263,7 +267,9 @@ public final class WebSocketConnection: @unchecked Sendable {
         let status = estimatedStatus(adding: frame.payload.count)
         onLoop { [self] in
             guard machine.canSendData else { return notConnected(completion) }
-            guard frame.opcode.isControl || channel.bufferedAmount + frame.payload.count <= configuration.maxQueuedBytes else {
+            guard frame.opcode.isControl || channel.bufferedAmount == 0
+                || channel.bufferedAmount + frame.payload.count <= configuration.maxQueuedBytes
+            else {
                 _ = overflow(completion)
                 return
             }
@@ -303,7 +309,7 @@ public final class WebSocketConnection: @unchecked Sendable {
             isPaused = false
             lastInbound = loop.coarseNow
             keepalivePingSentAt = 0
-            channel.resumeReading()
+            if !isPausedByBackpressure { channel.resumeReading() }
         }
     }
 
@@ -356,7 +362,9 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
         let threshold = configuration.fragmentOutgoingMessages ? max(1, configuration.fragmentationThreshold) : Int.max
         let frames = count == 0 ? 1 : 1 + (count - 1) / threshold  // no overflow when threshold is Int.max
-        guard channel.bufferedAmount + count + frames * FrameHeader.maxSize <= configuration.maxQueuedBytes else {
+        // An empty queue takes any single message (the app already holds it): memory stays
+        // bounded by maxQueuedBytes plus that one message.
+        guard channel.bufferedAmount == 0 || channel.bufferedAmount + count + frames * FrameHeader.maxSize <= configuration.maxQueuedBytes else {
             return overflow(completion)
         }
         var start = 0
@@ -420,7 +428,13 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
         channel.enqueue(OutboundChunk(header: header, payload: payload, range: range, completion: completion, isPriority: priority))
         lastOutbound = loop.coarseNow
-        if channel.bufferedAmount > configuration.highWaterMark { channel.wantsDrainNotification = true }
+        if channel.bufferedAmount > configuration.highWaterMark {
+            channel.wantsDrainNotification = true
+            if configuration.pauseReadingWhileBackpressured && !isPausedByBackpressure {
+                isPausedByBackpressure = true
+                channel.pauseReading()
+            }
+        }
     }
 
     static func problem(sending frame: WebSocketFrame) -> String? {
@@ -530,6 +544,14 @@ extension WebSocketConnection: ChannelHandler {
     func channelEndOfInput() {}
 
     func channelWritable() {
+        if isPausedByBackpressure {
+            isPausedByBackpressure = false
+            if !isPaused {
+                lastInbound = loop.coarseNow  // nothing could be read meanwhile
+                keepalivePingSentAt = 0
+                channel.resumeReading()
+            }
+        }
         refreshHandlers()
         handlers.drain?()
     }
@@ -567,7 +589,7 @@ extension WebSocketConnection: LoopTickHandler {
             machine.drop(code: .policyViolation, reason: "message not completed within maxMessageDuration")
             return
         }
-        guard configuration.keepalive, machine.state == .open, !isPaused else { return }
+        guard configuration.keepalive, machine.state == .open, !readingHeld else { return }
         if keepalivePingSentAt != 0 {
             if lastInbound >= keepalivePingSentAt {
                 keepalivePingSentAt = 0

@@ -265,6 +265,9 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     private func handleClose() -> Bool {
         let parsed = controlBuffer.withUnsafeBytes { ClosePayload.parse($0) }
         switch parsed {
+        case .failure(.invalidUTF8Reason):
+            // The reason is text data that failed validation: 1007, as for a text message.
+            return protocolFailure(.invalidUTF8, "invalid close frame: \(ClosePayloadError.invalidUTF8Reason)")
         case .failure(let error):
             return protocolFailure(.protocolError, "invalid close frame: \(error)")
         case .success(let (code, reason)):

@@ -48,6 +48,9 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
     /// `channelWritable` once the queue has drained.
     private var waitingForWritable = false
     private var readPaused = false
+    /// Bytes read from the socket (ciphertext with TLS), for flow-control tests and stats.
+    private(set) var bytesRead = 0
+    var isReadingPaused: Bool { readPaused }
     private var flushQueued = false
     /// Set by the owner when its queue went above its high-water mark: `channelWritable` then
     /// follows as soon as the queue is empty, even if the kernel never pushed back.
@@ -142,6 +145,7 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
                 guard state != .closed, !readPaused else { return }
                 switch socket.read(into: buffer) {
                 case .bytes(let n):
+                    bytesRead &+= n
                     if let tls {
                         receiveTLS(tls, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                     } else {
