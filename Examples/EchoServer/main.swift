@@ -70,6 +70,9 @@ server.onRequest = { request in
             case .binary(let bytes): server.broadcastBytes(bytes)
             }
         } else {
+            // No flow-control code needed: while the echoes queue above highWaterMark the
+            // connection stops reading (pauseReadingWhileBackpressured), so a client that never
+            // reads is slowed by TCP instead of filling this process's memory.
             connection.send(message)
         }
     }

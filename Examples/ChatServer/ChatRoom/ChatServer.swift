@@ -54,7 +54,10 @@ public final class ChatServer: @unchecked Sendable {
         self.configuration = configuration
         var settings = WebSocketServer.Configuration()
         settings.connection.maxReceivedMessageSize = 16 * 1024  // a chat message is small: refuse big ones early
-        settings.connection.maxQueuedBytes = 1024 * 1024        // a client that stops reading is dropped
+        // A broadcast never waits for its slowest member: one that stops reading fills its own
+        // queue to 1 MiB and is closed with 1008, while everyone else keeps chatting. (Reading
+        // from that member pauses meanwhile too, the library's default flow control.)
+        settings.connection.maxQueuedBytes = 1024 * 1024
         settings.tls = configuration.tls
         server = WebSocketServer(configuration: settings)
     }
