@@ -21,6 +21,7 @@ func printError(_ message: String) {
 struct Options {
     var url = "ws://127.0.0.1:9001"
     var agent = "DispatchWebSocket"
+    var deflate = false
 }
 
 func parseOptions() -> Options {
@@ -30,8 +31,9 @@ func parseOptions() -> Options {
         switch argument {
         case "--url": options.url = arguments.popFirst() ?? options.url
         case "--agent": options.agent = arguments.popFirst() ?? options.agent
+        case "--deflate": options.deflate = true
         default:
-            printError("usage: AutobahnClient [--url ws://127.0.0.1:9001] [--agent NAME]")
+            printError("usage: AutobahnClient [--url ws://127.0.0.1:9001] [--agent NAME] [--deflate]")
             exit(2)
         }
     }
@@ -49,6 +51,10 @@ func run(_ path: String, echo: Bool) -> String? {
     configuration.connection.maxReceivedFrameSize = 64 * 1024 * 1024
     configuration.connection.maxReceivedMessageSize = 64 * 1024 * 1024
     configuration.connection.fragmentOutgoingMessages = false
+    // With --deflate: offer client_no_context_takeover (the 13.x cases that request it accept only
+    // offers that allow it) and let the server keep its context, so both inflate modes are run.
+    configuration.perMessageDeflate = options.deflate
+        ? PerMessageDeflateOptions(serverNoContextTakeover: false, clientNoContextTakeover: true) : nil
     let client = WebSocketClient(configuration: configuration)
     client.onConnect = { connection in
         connection.onMessage = { message in

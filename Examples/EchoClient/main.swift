@@ -1,6 +1,6 @@
 // EchoClient: connects, sends N messages of a given size, verifies each echo, closes with 1000.
 //
-//   swift run EchoClient ws://127.0.0.1:9001 [--count N] [--size BYTES] [--binary]
+//   swift run EchoClient ws://127.0.0.1:9001 [--count N] [--size BYTES] [--binary] [--deflate]
 //   swift run EchoClient ws://127.0.0.1:9001 --interactive     # lines from stdin, replies printed
 //
 // Exits 0 only if every echo matched.
@@ -24,6 +24,7 @@ struct Options {
     var size = 32
     var binary = false
     var interactive = false
+    var deflate = false
 }
 
 func fail(_ message: String, code: Int32 = 1) -> Never {
@@ -40,12 +41,13 @@ func parseOptions() -> Options {
         case "--size": options.size = arguments.popFirst().flatMap { Int($0) } ?? -1
         case "--binary": options.binary = true
         case "--interactive": options.interactive = true
+        case "--deflate": options.deflate = true
         case let url where !url.hasPrefix("--") && options.url.isEmpty: options.url = url
-        default: fail("usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive]", code: 2)
+        default: fail("usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive] [--deflate]", code: 2)
         }
     }
     if options.url.isEmpty || options.count < 1 || options.size < 0 {
-        fail("usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive]", code: 2)
+        fail("usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive] [--deflate]", code: 2)
     }
     return options
 }
@@ -67,6 +69,7 @@ let run = Run()
 var configuration = WebSocketClient.Configuration()
 configuration.connection.maxReceivedMessageSize = max(options.size * 2, 1 << 20)
 configuration.connection.maxReceivedFrameSize = max(options.size * 2, 1 << 20)
+configuration.perMessageDeflate = options.deflate ? PerMessageDeflateOptions() : nil
 let client = WebSocketClient(configuration: configuration)
 let start = DispatchTime.now()
 
@@ -75,6 +78,7 @@ client.onHTTPResponse = { status, _, body in
     printError("EchoClient: server answered HTTP \(status): \(String(decoding: body.prefix(200), as: UTF8.self))")
 }
 client.onConnect = { connection in
+    if options.deflate { print("EchoClient: extensions: \(connection.extensions.isEmpty ? "(none)" : connection.extensions)") }
     connection.onClose = { code, reason in
         if options.interactive { exit(0) }
         let milliseconds = (DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000

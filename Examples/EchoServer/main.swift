@@ -1,7 +1,10 @@
 // EchoServer: echoes every message with its type, or with --broadcast sends every message to all
 // connected clients. Driven by the Autobahn conformance runner and the benchmarks:
 //
-//   swift run -c release EchoServer [--host 127.0.0.1] [--port 9001] [--broadcast]
+//   swift run -c release EchoServer [--host 127.0.0.1] [--port 9001] [--broadcast] [--deflate | --deflate-takeover]
+//
+// --deflate negotiates permessage-deflate with the library's defaults (the server resets its
+// compressor after each message); --deflate-takeover also lets the server keep its context.
 //
 // It prints `listening on HOST:PORT` once it accepts connections.
 import DispatchWebSocket
@@ -22,6 +25,7 @@ struct Options {
     var host = "127.0.0.1"
     var port = 9001
     var broadcast = false
+    var deflate: PerMessageDeflateOptions?
 }
 
 func parseOptions() -> Options {
@@ -32,8 +36,11 @@ func parseOptions() -> Options {
         case "--host": options.host = arguments.popFirst() ?? options.host
         case "--port": options.port = arguments.popFirst().flatMap { Int($0) } ?? -1
         case "--broadcast": options.broadcast = true
+        case "--deflate": options.deflate = PerMessageDeflateOptions()
+        case "--deflate-takeover":
+            options.deflate = PerMessageDeflateOptions(serverNoContextTakeover: false)
         default:
-            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast]")
+            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--deflate | --deflate-takeover]")
             exit(2)
         }
     }
@@ -47,6 +54,7 @@ func parseOptions() -> Options {
 let options = parseOptions()
 var configuration = WebSocketServer.Configuration()
 configuration.connection.keepalive = false  // peers under test answer on their own schedule
+configuration.perMessageDeflate = options.deflate
 let server = WebSocketServer(configuration: configuration)
 server.onRequest = { request in
     guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }

@@ -53,6 +53,9 @@ public final class ChatServer: @unchecked Sendable {
         var settings = WebSocketServer.Configuration()
         settings.connection.maxReceivedMessageSize = 16 * 1024  // a chat message is small: refuse big ones early
         settings.connection.maxQueuedBytes = 1024 * 1024        // a client that stops reading is dropped
+        // Browsers offer permessage-deflate: accept it. The default options hold no compressor
+        // between messages and a broadcast is compressed once for all connections.
+        settings.perMessageDeflate = PerMessageDeflateOptions()
         server = WebSocketServer(configuration: settings)
     }
 

@@ -47,6 +47,11 @@ public final class WebSocketClient: @unchecked Sendable {
         public var maxRedirects = 5
         /// Loop queues to use; `nil` shares the process's loops. Default: `nil`.
         public var loopCount: Int? = nil
+        /// permessage-deflate (RFC 7692) to offer, or `nil` to offer no extension. The offer is
+        /// `permessage-deflate` with `client_max_window_bits` and the requests the options make;
+        /// a server answer outside it fails the connection. Default: on with
+        /// ``PerMessageDeflateOptions/init()``, as browsers offer it.
+        public var perMessageDeflate: PerMessageDeflateOptions? = PerMessageDeflateOptions()
 
         public init() {}
     }
@@ -108,6 +113,10 @@ public final class WebSocketClient: @unchecked Sendable {
             let failed = lock.withLock { handlers.connectFailed }
             group.next().async { failed?(error) }
             return
+        }
+        var headers = headers
+        if let deflate = configuration.perMessageDeflate {
+            headers.add(name: "Sec-WebSocket-Extensions", value: PerMessageDeflateNegotiation.clientOffer(deflate))
         }
         let session = ClientHandshakeSession(
             client: self, url: parsed, protocols: protocols, origin: origin, headers: headers, loop: group.next(),

@@ -31,6 +31,8 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
         public static let invalidArgument = Code("invalidArgument")
         /// More bytes were queued for sending than ``WebSocketConfiguration/maxQueuedBytes``.
         public static let sendQueueFull = Code("sendQueueFull")
+        /// A compressed message (permessage-deflate) was not valid deflate data. Close code 1007.
+        public static let invalidCompressedData = Code("invalidCompressedData")
     }
 
     /// What kind of failure this is.
