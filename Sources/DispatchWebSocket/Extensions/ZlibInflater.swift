@@ -18,7 +18,7 @@ final class ZlibInflater {
         case inflated(Int)
         /// The output would exceed the limit.
         case tooBig
-        /// The data is not a valid deflate stream (or continues after its final block).
+        /// The data is not a valid deflate stream.
         case invalid(String)
     }
 
@@ -28,8 +28,8 @@ final class ZlibInflater {
     private var capacity = 0
     /// Bytes in ``output``.
     private(set) var count = 0
-    /// The peer ended the deflate stream (a block with BFINAL set); nothing more may follow in
-    /// this message and the stream must be reset before the next.
+    /// The peer ended the deflate stream (a block with BFINAL set): the rest of the message is
+    /// ignored and the stream must be reset before the next.
     private(set) var streamEnded = false
 
     /// A stream with a `windowBits` window (9…15), or `nil` when zlib cannot allocate one.
@@ -79,9 +79,9 @@ final class ZlibInflater {
         var next = input.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: UInt8.self)) }
         var remaining = input.count
         while true {
-            if streamEnded {
-                return remaining > 0 ? .invalid("data after the final deflate block") : .inflated(count - start)
-            }
+            // After a final block (RFC 7692 §7.2.3.4) the rest of the message is ignored: the
+            // example there itself carries a byte after it.
+            if streamEnded { return .inflated(count - start) }
             if count == capacity {
                 guard count <= maxCount else { return .tooBig }
                 let wanted = max(capacity * 2, min(max(input.count * 4, 4096), 1 << 20))
