@@ -11,6 +11,8 @@ final class PerMessageDeflate {
     private var deflater: ZlibDeflater?
     private var inflater: ZlibInflater?
     private var released = false
+    /// Whether the message now arriving had any compressed bytes yet.
+    private var messageHasData = false
 
     init(_ parameters: PerMessageDeflateParameters) {
         self.parameters = parameters
@@ -64,12 +66,16 @@ final class PerMessageDeflate {
                 : ZlibInflater(windowBits: parameters.inflateWindowBits)
         }
         guard let inflater else { return .invalid("out of memory: no zlib stream") }
+        messageHasData = messageHasData || chunk.count > 0
         return inflater.inflate(chunk, limit: limit)
     }
 
     /// The message's last frame ended: appends the `00 00 ff ff` the sender removed (RFC 7692
     /// §7.2.2), which flushes what zlib still holds.
     func finishMessage(limit: Int) -> ZlibInflater.Outcome {
+        // An empty payload is an empty message (some peers send one; the tail alone would
+        // begin a stored block and leave the stream mid-block).
+        guard messageHasData else { return .inflated(0) }
         if let inflater, inflater.streamEnded { return .inflated(0) }
         return withUnsafeBytes(of: UInt32(0xFFFF_0000).littleEndian) { inflate($0, limit: limit) }
     }
@@ -82,6 +88,7 @@ final class PerMessageDeflate {
     /// The message was delivered: without context takeover (or after the peer ended its
     /// stream) the stream is reset and, pooled, given back.
     func endMessage() {
+        messageHasData = false
         guard let inflater else { return }
         if parameters.inboundNoContextTakeover {
             self.inflater = nil

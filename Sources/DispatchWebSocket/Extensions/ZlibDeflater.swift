@@ -84,6 +84,9 @@ final class ZlibDeflater {
             output.append(contentsOf: more)
         }
         if failed { return nil }
+        // An empty message right after a flush makes zlib write nothing; the receiver appends
+        // 00 00 ff ff, so the payload must be the header byte of an empty stored block.
+        if output.isEmpty { return [0x00] }
         let count = output.count
         if count >= 4 && output[count - 4] == 0 && output[count - 3] == 0 && output[count - 2] == 0xFF && output[count - 1] == 0xFF {
             output.removeLast(4)
