@@ -95,7 +95,7 @@ final class PerMessageDeflate {
             ZlibStreamPool.shared.give(inflater)
         } else {
             if inflater.streamEnded { inflater.reset() }
-            inflater.clearOutput()
+            inflater.releaseBuffer()  // an idle connection keeps only zlib's own state
         }
     }
 
