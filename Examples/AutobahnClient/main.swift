@@ -23,6 +23,7 @@ struct Options {
     var url = "ws://127.0.0.1:9001"
     var agent = "DispatchWebSocket"
     var caFile: String?
+    var deflate = false
 }
 
 func parseOptions() -> Options {
@@ -33,8 +34,9 @@ func parseOptions() -> Options {
         case "--url": options.url = arguments.popFirst() ?? options.url
         case "--agent": options.agent = arguments.popFirst() ?? options.agent
         case "--ca": options.caFile = arguments.popFirst()
+        case "--deflate": options.deflate = true
         default:
-            printError("usage: AutobahnClient [--url ws[s]://127.0.0.1:9001] [--agent NAME] [--ca CA.pem]")
+            printError("usage: AutobahnClient [--url ws[s]://127.0.0.1:9001] [--agent NAME] [--ca CA.pem] [--deflate]")
             exit(2)
         }
     }
@@ -53,6 +55,10 @@ func run(_ path: String, echo: Bool) -> String? {
     configuration.connection.maxReceivedMessageSize = 64 * 1024 * 1024
     configuration.connection.fragmentOutgoingMessages = false
     if let caFile = options.caFile { configuration.tls.trustRoots = .pemFile(caFile) }
+    // With --deflate: offer client_no_context_takeover (the 13.x cases that request it accept only
+    // offers that allow it) and let the server keep its context, so both inflate modes are run.
+    configuration.perMessageDeflate = options.deflate
+        ? PerMessageDeflateOptions(serverNoContextTakeover: false, clientNoContextTakeover: true) : nil
     let client = WebSocketClient(configuration: configuration)
     client.onConnect = { connection in
         connection.onMessage = { message in

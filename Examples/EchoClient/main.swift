@@ -1,6 +1,6 @@
 // EchoClient: connects, sends N messages of a given size, verifies each echo, closes with 1000.
 //
-//   swift run EchoClient ws://127.0.0.1:9001 [--count N] [--size BYTES] [--binary]
+//   swift run EchoClient ws://127.0.0.1:9001 [--count N] [--size BYTES] [--binary] [--deflate]
 //   swift run EchoClient ws://127.0.0.1:9001 --interactive     # lines from stdin, replies printed
 //   swift run EchoClient wss://127.0.0.1:9443 [--ca CA.pem | --insecure]
 //
@@ -27,6 +27,7 @@ struct Options {
     var interactive = false
     var caFile: String?
     var insecure = false
+    var deflate = false
 }
 
 func fail(_ message: String, code: Int32 = 1) -> Never {
@@ -34,7 +35,7 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
     exit(code)
 }
 
-let usage = "usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive] [--ca CA.pem | --insecure]"
+let usage = "usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive] [--ca CA.pem | --insecure] [--deflate]"
 
 func parseOptions() -> Options {
     var options = Options()
@@ -47,6 +48,7 @@ func parseOptions() -> Options {
         case "--interactive": options.interactive = true
         case "--ca": options.caFile = arguments.popFirst()
         case "--insecure": options.insecure = true
+        case "--deflate": options.deflate = true
         case let url where !url.hasPrefix("--") && options.url.isEmpty: options.url = url
         default: fail(usage, code: 2)
         }
@@ -76,6 +78,7 @@ configuration.connection.maxReceivedMessageSize = max(options.size * 2, 1 << 20)
 configuration.connection.maxReceivedFrameSize = max(options.size * 2, 1 << 20)
 if let caFile = options.caFile { configuration.tls.trustRoots = .pemFile(caFile) }
 if options.insecure { configuration.tls.verification = .insecureNoVerification }
+configuration.perMessageDeflate = options.deflate ? PerMessageDeflateOptions() : nil
 let client = WebSocketClient(configuration: configuration)
 let start = DispatchTime.now()
 
@@ -84,6 +87,7 @@ client.onHTTPResponse = { status, _, body in
     printError("EchoClient: server answered HTTP \(status): \(String(decoding: body.prefix(200), as: UTF8.self))")
 }
 client.onConnect = { connection in
+    if options.deflate { print("EchoClient: extensions: \(connection.extensions.isEmpty ? "(none)" : connection.extensions)") }
     connection.onClose = { code, reason in
         if options.interactive { exit(0) }
         let milliseconds = (DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000

@@ -2,7 +2,10 @@
 // connected clients. Driven by the Autobahn conformance runner and the benchmarks:
 //
 //   swift run -c release EchoServer [--host 127.0.0.1] [--port 9001] [--broadcast]
-//                                   [--tls-cert CHAIN.pem --tls-key KEY.pem]
+//                                   [--tls-cert CHAIN.pem --tls-key KEY.pem] [--deflate | --deflate-takeover]
+//
+// --deflate negotiates permessage-deflate with the library's defaults (the server resets its
+// compressor after each message); --deflate-takeover also lets the server keep its context.
 //
 // With --tls-cert and --tls-key it serves wss:// (TLS 1.2/1.3) instead of ws://.
 // It prints `listening on HOST:PORT` once it accepts connections.
@@ -26,6 +29,7 @@ struct Options {
     var broadcast = false
     var tlsCertificate: String?
     var tlsKey: String?
+    var deflate: PerMessageDeflateOptions?
 }
 
 func parseOptions() -> Options {
@@ -38,8 +42,11 @@ func parseOptions() -> Options {
         case "--broadcast": options.broadcast = true
         case "--tls-cert": options.tlsCertificate = arguments.popFirst()
         case "--tls-key": options.tlsKey = arguments.popFirst()
+        case "--deflate": options.deflate = PerMessageDeflateOptions()
+        case "--deflate-takeover":
+            options.deflate = PerMessageDeflateOptions(serverNoContextTakeover: false)
         default:
-            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE]")
+            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--deflate | --deflate-takeover]")
             exit(2)
         }
     }
@@ -60,6 +67,7 @@ configuration.connection.keepalive = false  // peers under test answer on their 
 if let certificate = options.tlsCertificate, let key = options.tlsKey {
     configuration.tls = TLSServerConfiguration(identity: .pemFiles(certificateChain: certificate, privateKey: key))
 }
+configuration.perMessageDeflate = options.deflate
 let server = WebSocketServer(configuration: configuration)
 server.onRequest = { request in
     guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }

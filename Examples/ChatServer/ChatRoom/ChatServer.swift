@@ -59,6 +59,9 @@ public final class ChatServer: @unchecked Sendable {
         // from that member pauses meanwhile too, the library's default flow control.)
         settings.connection.maxQueuedBytes = 1024 * 1024
         settings.tls = configuration.tls
+        // Browsers offer permessage-deflate: accept it. The default options hold no compressor
+        // between messages and a broadcast is compressed once for all connections.
+        settings.perMessageDeflate = PerMessageDeflateOptions()
         server = WebSocketServer(configuration: settings)
     }
 

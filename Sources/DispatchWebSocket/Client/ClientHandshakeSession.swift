@@ -181,7 +181,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
     }
 
     private func upgrade(_ head: HTTPResponseHead, leftover: [UInt8]) {
-        switch ClientHandshake.validate(head, key: key, offeredProtocols: protocols) {
+        let offeredDeflate = client.configuration.perMessageDeflate
+        switch ClientHandshake.validate(head, key: key, offeredProtocols: protocols, offeredDeflate: offeredDeflate) {
         case .failure(let error):
             fail(WebSocketError(.handshakeFailed, error.description))
         case .success(let negotiated):
@@ -189,7 +190,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
             state = .done
             loop.removeTickHandler(self)
             let connection = WebSocketConnection(
-                channel: channel, role: .client, protocol: negotiated, configuration: client.configuration.connection)
+                channel: channel, role: .client, protocol: negotiated.protocol, configuration: client.configuration.connection,
+                deflate: negotiated.deflate)
             client.sessionSucceeded(self, connection)
             connection.start(initialBytes: leftover)
         }

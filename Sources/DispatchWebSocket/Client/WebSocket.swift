@@ -96,8 +96,8 @@ public final class WebSocket: @unchecked Sendable {
     public var readyState: ReadyState { lock.withLock { state } }
     /// The subprotocol the server chose, `""` until open or when none.
     public var `protocol`: String { lock.withLock { negotiatedProtocol } }
-    /// The extensions in use: always `""` (none are negotiated).
-    public var extensions: String { "" }
+    /// The extensions the server agreed to (e.g. `permessage-deflate`), `""` until open or when none.
+    public var extensions: String { lock.withLock { connection }?.extensions ?? "" }
     /// Bytes queued by `send` and not yet written.
     public var bufferedAmount: Int { lock.withLock { connection }?.bufferedAmount ?? 0 }
 

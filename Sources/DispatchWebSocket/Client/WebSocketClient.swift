@@ -50,6 +50,11 @@ public final class WebSocketClient: @unchecked Sendable {
         /// TLS for `wss://` URLs: by default the server's certificate must chain to the system's
         /// trust store and match the host. See ``TLSClientConfiguration``.
         public var tls = TLSClientConfiguration()
+        /// permessage-deflate (RFC 7692) to offer, or `nil` to offer no extension. The offer is
+        /// `permessage-deflate` with `client_max_window_bits` and the requests the options make;
+        /// a server answer outside it fails the connection. Default: on with
+        /// ``PerMessageDeflateOptions/init()``, as browsers offer it.
+        public var perMessageDeflate: PerMessageDeflateOptions? = PerMessageDeflateOptions()
 
         public init() {}
     }
@@ -120,6 +125,10 @@ public final class WebSocketClient: @unchecked Sendable {
             let failed = lock.withLock { handlers.connectFailed }
             group.next().async { failed?(error) }
             return
+        }
+        var headers = headers
+        if let deflate = configuration.perMessageDeflate {
+            headers.add(name: "Sec-WebSocket-Extensions", value: PerMessageDeflateNegotiation.clientOffer(deflate))
         }
         let session = ClientHandshakeSession(
             client: self, url: parsed, protocols: protocols, origin: origin, headers: headers, loop: group.next(),

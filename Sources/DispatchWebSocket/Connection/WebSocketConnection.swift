@@ -41,6 +41,11 @@ public final class WebSocketConnection: @unchecked Sendable {
     public let tlsProtocolVersion: String?
     /// The TLS cipher suite in use, e.g. "TLS_AES_128_GCM_SHA256"; `nil` on a plain connection.
     public let tlsCipherSuite: String?
+    /// The extensions agreed in the handshake, as the server's `Sec-WebSocket-Extensions`
+    /// header named them (e.g. `permessage-deflate; server_no_context_takeover`); `""` for none.
+    public let extensions: String
+    /// The permessage-deflate transform, when it was negotiated.
+    let deflate: PerMessageDeflate?
 
     let loop: EventLoop
     let channel: SocketChannel
@@ -92,7 +97,8 @@ public final class WebSocketConnection: @unchecked Sendable {
     private var readingHeld: Bool { isPaused || isPausedByBackpressure }
 
     init(
-        channel: SocketChannel, role: WebSocketRole, protocol: String?, configuration: WebSocketConfiguration
+        channel: SocketChannel, role: WebSocketRole, protocol: String?, configuration: WebSocketConfiguration,
+        deflate: PerMessageDeflateParameters? = nil
     ) {
         self.channel = channel
         self.loop = channel.loop
@@ -104,7 +110,10 @@ public final class WebSocketConnection: @unchecked Sendable {
         self.peerCertificate = channel.tlsSession?.peerCertificate
         self.tlsProtocolVersion = channel.tlsSession?.protocolVersion
         self.tlsCipherSuite = channel.tlsSession?.cipherSuite
-        self.machine = ConnectionStateMachine(role: role, configuration: configuration, output: self)
+        self.extensions = deflate?.header ?? ""
+        let transform = deflate.map(PerMessageDeflate.init)
+        self.deflate = transform
+        self.machine = ConnectionStateMachine(role: role, configuration: configuration, output: self, deflate: transform)
         Self.liveCount.add(1, ordering: .relaxed)
     }
 
@@ -223,27 +232,49 @@ public final class WebSocketConnection: @unchecked Sendable {
     ///   queue is above ``WebSocketConfiguration/highWaterMark``: wait for ``onDrain``), or
     ///   ``WebSocketSendStatus/dropped`` (closing, or ``WebSocketConfiguration/maxQueuedBytes``
     ///   reached). Exact on the loop queue; from other threads an estimate from a recent queue size.
+    ///
+    /// With permessage-deflate negotiated, a message of at least the threshold
+    /// (``PerMessageDeflateOptions/threshold``) is compressed on the loop queue before it is
+    /// queued, unless `compress` is `false` (e.g. for data that is already compressed).
     @discardableResult
-    public func sendUTF(_ text: String, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
+    public func sendUTF(_ text: String, compress: Bool = true, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
         var text = text
         text.makeContiguousUTF8()
         let count = text.utf8.count
-        return submitMessage(.text, .text(text), count: count, completion)
+        return submitMessage(.text, .text(text), count: count, compress: compress, completion)
     }
 
-    /// Sends a binary message. See ``sendUTF(_:completion:)`` for the completion and the status.
+    /// Sends a binary message. See ``sendUTF(_:compress:completion:)`` for `compress`, the
+    /// completion and the status.
     @discardableResult
-    public func sendBytes(_ bytes: [UInt8], completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
-        submitMessage(.binary, .bytes(bytes), count: bytes.count, completion)
+    public func sendBytes(_ bytes: [UInt8], compress: Bool = true, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
+        submitMessage(.binary, .bytes(bytes), count: bytes.count, compress: compress, completion)
     }
 
-    /// Sends a message of either kind.
+    /// Sends a message of either kind. See ``sendUTF(_:compress:completion:)``.
     @discardableResult
-    public func send(_ message: WebSocketMessage, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
+    public func send(_ message: WebSocketMessage, compress: Bool = true, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
         switch message {
-        case .text(let text): return sendUTF(text, completion: completion)
-        case .binary(let bytes): return sendBytes(bytes, completion: completion)
+        case .text(let text): return sendUTF(text, compress: compress, completion: completion)
+        case .binary(let bytes): return sendBytes(bytes, compress: compress, completion: completion)
         }
+    }
+
+    /// Sends one message of a broadcast, on the loop: without context takeover its compressed
+    /// form is shared through `cache` by every connection with the same compressor settings.
+    func sendBroadcast(_ message: WebSocketMessage, cache: BroadcastDeflateCache) {
+        let opcode: WebSocketOpcode
+        let payload: OutboundPayload
+        switch message {
+        case .text(let text): (opcode, payload) = (.text, .text(text))  // made contiguous by broadcastUTF
+        case .binary(let bytes): (opcode, payload) = (.binary, .bytes(bytes))
+        }
+        let count = payload.withUnsafeBytes { $0.count }
+        var compressed: [UInt8]?
+        if let deflate, deflate.parameters.outboundNoContextTakeover, deflate.shouldCompress(count: count) {
+            compressed = cache.compressed(payload, key: deflate.deflaterKey)
+        }
+        _ = enqueueMessage(opcode, payload, count: count, compress: true, precompressed: compressed, nil)
     }
 
     /// Sends a ping (at most 125 bytes). It overtakes queued data frames, never a frame already begun.
@@ -332,16 +363,17 @@ public final class WebSocketConnection: @unchecked Sendable {
     }
 
     private func submitMessage(
-        _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, _ completion: WebSocketSendCompletion?
+        _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, compress: Bool,
+        _ completion: WebSocketSendCompletion?
     ) -> WebSocketSendStatus {
         // On the loop (the common case: replying from an event handler) no closure is allocated.
         guard loop.inLoop else {
             loop.async { [self, loop] in
-                loop.runEvent { _ = enqueueMessage(opcode, payload, count: count, completion) }
+                loop.runEvent { _ = enqueueMessage(opcode, payload, count: count, compress: compress, completion) }
             }
             return estimatedStatus(adding: count)
         }
-        return enqueueMessage(opcode, payload, count: count, completion)
+        return enqueueMessage(opcode, payload, count: count, compress: compress, completion)
     }
 
     /// What a send from another thread will most likely meet on the loop.
@@ -353,12 +385,24 @@ public final class WebSocketConnection: @unchecked Sendable {
     }
 
     /// Frames a message (fragmenting it when configured) and queues it whole, or not at all.
+    /// With permessage-deflate the compressed bytes (`precompressed`, or compressed here) are
+    /// what is framed, counted and queued; RSV1 is set on the first frame only.
     private func enqueueMessage(
-        _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, _ completion: WebSocketSendCompletion?
+        _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, compress: Bool,
+        precompressed: [UInt8]? = nil, _ completion: WebSocketSendCompletion?
     ) -> WebSocketSendStatus {
         guard machine.canSendData else {
             notConnected(completion)
             return .dropped
+        }
+        var payload = payload
+        var count = count
+        var rsv: UInt8 = 0
+        if compress, let deflate, deflate.shouldCompress(count: count),
+           let compressed = precompressed ?? payload.withUnsafeBytes({ deflate.compress($0) }) {
+            payload = .bytes(compressed)
+            count = compressed.count
+            rsv = 0x40
         }
         let threshold = configuration.fragmentOutgoingMessages ? max(1, configuration.fragmentationThreshold) : Int.max
         let frames = count == 0 ? 1 : 1 + (count - 1) / threshold  // no overflow when threshold is Int.max
@@ -373,7 +417,7 @@ public final class WebSocketConnection: @unchecked Sendable {
             let end = count - start > threshold ? start + threshold : count
             let isLast = end == count
             enqueueFrame(
-                FrameHeader(fin: isLast, opcode: frameOpcode, payloadLength: end - start),
+                FrameHeader(fin: isLast, rsv: start == 0 ? rsv : 0, opcode: frameOpcode, payloadLength: end - start),
                 payload, start..<end, priority: false, isLast ? completion : nil)
             frameOpcode = .continuation
             start = end
@@ -448,6 +492,7 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     private func finish(code: WebSocketCloseCode, reason: String, error: WebSocketError?) {
         loop.removeTickHandler(self)
+        deflate?.release()
         refreshHandlers()
         let handlers = self.handlers
         handlerStore.withLock { stored in

@@ -12,8 +12,11 @@ public struct ClientHandshakeError: Error, Equatable, CustomStringConvertible {
         case acceptKey
         /// The server chose a subprotocol we did not offer (or more than one).
         case unofferedProtocol(String)
-        /// The server enabled an extension; we offer none.
+        /// The server enabled an extension we did not offer.
         case unofferedExtension(String)
+        /// The server's permessage-deflate answer breaks RFC 7692 or what we offered (an unknown
+        /// or repeated parameter, a value out of range or above ours, a request it ignored).
+        case extensionParameters(String)
     }
 
     /// The check that failed.
@@ -28,6 +31,7 @@ public struct ClientHandshakeError: Error, Equatable, CustomStringConvertible {
         case .acceptKey: return "Sec-WebSocket-Accept does not match the key we sent"
         case .unofferedProtocol(let name): return "the server chose subprotocol \"\(name)\", which we did not offer"
         case .unofferedExtension(let name): return "the server enabled extension \"\(name)\", which we did not offer"
+        case .extensionParameters(let reason): return "the server's permessage-deflate answer is not acceptable: \(reason)"
         }
     }
 }
@@ -78,9 +82,18 @@ enum ClientHandshake {
     /// `Sec-WebSocket-Accept` must occur once and match exactly. A `Sec-WebSocket-Protocol`
     /// header must name exactly one of `offeredProtocols` (compared exactly: subprotocol names
     /// are case-sensitive); an empty one counts as an unoffered protocol. Any
-    /// `Sec-WebSocket-Extensions` header fails, since we offer no extensions.
+    /// `Sec-WebSocket-Extensions` header fails: this form is for a request that offered none.
     static func validate(_ head: HTTPResponseHead, key: String, offeredProtocols: [String]) -> Result<String?, ClientHandshakeError> {
-        func fail(_ check: ClientHandshakeError.Check) -> Result<String?, ClientHandshakeError> {
+        validate(head, key: key, offeredProtocols: offeredProtocols, offeredDeflate: nil).map(\.protocol)
+    }
+
+    /// ``validate(_:key:offeredProtocols:)`` after offering permessage-deflate with
+    /// `offeredDeflate` (`nil`: no offer): also returns what the server agreed to, and fails on
+    /// an answer we did not allow (RFC 7692 §5: the client fails the connection).
+    static func validate(
+        _ head: HTTPResponseHead, key: String, offeredProtocols: [String], offeredDeflate: PerMessageDeflateOptions?
+    ) -> Result<(protocol: String?, deflate: PerMessageDeflateParameters?), ClientHandshakeError> {
+        func fail(_ check: ClientHandshakeError.Check) -> Result<(protocol: String?, deflate: PerMessageDeflateParameters?), ClientHandshakeError> {
             .failure(ClientHandshakeError(check: check))
         }
         let headers = head.headers
@@ -91,16 +104,21 @@ enum ClientHandshake {
         guard accepts.count == 1, accepts[0] == WebSocketAccept.value(forKey: key) else { return fail(.acceptKey) }
 
         let extensions = headers.values(for: "Sec-WebSocket-Extensions")
-        if !extensions.isEmpty {
+        let deflate: PerMessageDeflateParameters?
+        if offeredDeflate == nil && !extensions.isEmpty {
             let name = WebSocketExtensionOffer.parse(extensions)?.first?.name ?? extensions.joined(separator: ", ")
             return fail(.unofferedExtension(name))
         }
-        guard headers.contains("Sec-WebSocket-Protocol") else { return .success(nil) }
+        switch PerMessageDeflateNegotiation.clientAccept(responseHeaders: extensions, options: offeredDeflate) {
+        case .failure(let error): return .failure(error)
+        case .success(let agreed): deflate = agreed
+        }
+        guard headers.contains("Sec-WebSocket-Protocol") else { return .success((nil, deflate)) }
         let chosen = headers.tokens(for: "Sec-WebSocket-Protocol")
         guard chosen.count == 1, let name = chosen.first, offeredProtocols.contains(where: { $0 == name }) else {
             return fail(.unofferedProtocol(chosen.joined(separator: ", ")))
         }
-        return .success(String(name))
+        return .success((String(name), deflate))
     }
 
     /// Appends `resource`, percent-encoding bytes that may not appear in a request-target.

@@ -109,8 +109,8 @@ enum ServerHandshake {
 /// One extension a client offered in `Sec-WebSocket-Extensions`, with its parameters, such as
 /// `permessage-deflate; client_max_window_bits`.
 ///
-/// The library negotiates no extensions itself; offers are parsed so an application can see
-/// them and so a malformed header is refused during the handshake.
+/// Offers are parsed so an application can see them and so a malformed header is refused during
+/// the handshake; the library itself negotiates `permessage-deflate` (RFC 7692) among them.
 public struct WebSocketExtensionOffer: Sendable, Equatable {
     /// The extension's registered name, e.g. `permessage-deflate`.
     public var name: String

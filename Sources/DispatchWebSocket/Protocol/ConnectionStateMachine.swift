@@ -42,6 +42,13 @@ protocol ConnectionStateMachineOutput: AnyObject {
 /// assembles messages without buffering a single-frame message that arrived whole, and runs the
 /// closing handshake: echo the peer's close, the server closes TCP, the client waits for it.
 ///
+/// With permessage-deflate negotiated (RFC 7692) a message whose first frame has RSV1 set goes
+/// through ``PerMessageDeflate``: each chunk is inflated as it arrives, the inflated size counts
+/// against `maxReceivedMessageSize` while inflating, and UTF-8 is validated on the inflated
+/// bytes. RSV1 elsewhere (a continuation or control frame, or without the extension) is 1002.
+/// With `assembleFragments` off, each frame of a compressed message is delivered with its
+/// inflated bytes (the part of the message it carried) and `rsv1` clear.
+///
 /// Confined to its connection's queue; not thread-safe by itself.
 final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameParserDelegate {
     enum State: Equatable {
@@ -71,13 +78,18 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     private var frameBuffer: [UInt8] = []
     private var controlBuffer: [UInt8] = []
     private var utf8 = UTF8Validator()
+    /// The negotiated permessage-deflate transform, `nil` without the extension.
+    private let deflate: PerMessageDeflate?
+    /// Whether the message in progress is compressed (its first frame had RSV1).
+    private var messageCompressed = false
 
     /// The close code to report when the connection ends; `nil` while nothing has decided it.
     private(set) var closeCode: WebSocketCloseCode?
     private(set) var closeReason: String = ""
 
-    init(role: WebSocketRole, configuration: WebSocketConfiguration, output: Output) {
+    init(role: WebSocketRole, configuration: WebSocketConfiguration, output: Output, deflate: PerMessageDeflate? = nil) {
         self.role = role
+        self.deflate = deflate
         self.maxFrameSize = configuration.maxReceivedFrameSize
         self.maxMessageSize = configuration.maxReceivedMessageSize
         self.assembleFragments = configuration.assembleFragments
@@ -154,8 +166,14 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     // MARK: FrameParserDelegate
 
     func frameHeader(_ header: FrameHeader) -> Bool {
-        guard header.rsv == 0 else {
-            return protocolFailure(.protocolError, "reserved bits set without a negotiated extension")
+        if header.rsv != 0 {
+            guard deflate != nil, header.rsv == 0x40 else {
+                return protocolFailure(.protocolError, "reserved bits set without a negotiated extension")
+            }
+            guard !header.opcode.isControl else { return protocolFailure(.protocolError, "compressed control frame") }
+            guard header.opcode != .continuation else {
+                return protocolFailure(.protocolError, "RSV1 set on a continuation frame")
+            }
         }
         switch role {
         case .server where header.maskingKey == nil:
@@ -188,11 +206,13 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
             }
             messageOpcode = opcode
             messageLength = 0
+            messageCompressed = header.rsv != 0
             utf8.reset()
         }
         guard header.payloadLength <= maxFrameSize else {
             return protocolFailure(.messageTooBig, "frame of \(header.payloadLength) bytes exceeds maxReceivedFrameSize \(maxFrameSize)")
         }
+        if messageCompressed { return true }  // the inflated size is counted while inflating
         guard header.payloadLength <= maxMessageSize - messageLength else {
             return protocolFailure(.messageTooBig, "message exceeds maxReceivedMessageSize \(maxMessageSize)")
         }
@@ -208,6 +228,9 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
         }
         let isText = messageOpcode == .text
         let endsMessage = isEnd && header.fin
+        if messageCompressed, let deflate {
+            return compressedPayload(chunk, deflate, isEnd: isEnd, endsMessage: endsMessage, isText: isText)
+        }
         if isText {
             guard utf8.validate(UnsafeRawBufferPointer(chunk)) else {
                 return protocolFailure(.invalidUTF8, "text message is not valid UTF-8")
@@ -249,6 +272,61 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
 
     // MARK: Helpers
 
+    /// A chunk of a compressed message: inflate it (and at the message's end the tail), validate
+    /// the new bytes, deliver at the frame's end (frames) or the message's end (messages).
+    private func compressedPayload(
+        _ chunk: UnsafeMutableRawBufferPointer, _ deflate: PerMessageDeflate, isEnd: Bool, endsMessage: Bool, isText: Bool
+    ) -> Bool {
+        if chunk.count > 0 {
+            guard inflated(deflate.inflate(UnsafeRawBufferPointer(chunk), limit: maxMessageSize - messageLength), deflate, isText) else {
+                return false
+            }
+        }
+        if endsMessage {
+            guard inflated(deflate.finishMessage(limit: maxMessageSize - messageLength), deflate, isText) else { return false }
+            if isText && !utf8.isAtBoundary {
+                return protocolFailure(.invalidUTF8, "text message ends inside a UTF-8 sequence")
+            }
+        }
+        if assembleFragments {
+            if endsMessage {
+                let message = Self.message(isText: isText, bytes: deflate.output)
+                deflate.endMessage()
+                messageOpcode = nil
+                output.deliverMessage(message)
+            }
+        } else if isEnd {
+            let frame = WebSocketFrame(fin: header.fin, opcode: header.opcode, payload: Array(deflate.output))
+            if endsMessage {
+                deflate.endMessage()
+                messageOpcode = nil
+            } else {
+                deflate.clearOutput()
+            }
+            output.deliverFrame(frame)
+        }
+        return state != .closed
+    }
+
+    /// Checks what one inflate call did: size, errors, UTF-8 of the new bytes.
+    private func inflated(_ outcome: ZlibInflater.Outcome, _ deflate: PerMessageDeflate, _ isText: Bool) -> Bool {
+        switch outcome {
+        case .inflated(let count):
+            messageLength += count
+            if isText && count > 0 {
+                let all = deflate.output
+                guard utf8.validate(UnsafeRawBufferPointer(rebasing: all[(all.count - count)...])) else {
+                    return protocolFailure(.invalidUTF8, "text message is not valid UTF-8")
+                }
+            }
+            return true
+        case .tooBig:
+            return protocolFailure(.messageTooBig, "message inflates beyond maxReceivedMessageSize \(maxMessageSize)")
+        case .invalid(let reason):
+            return protocolFailure(.invalidCompressedData, "compressed message: \(reason)")
+        }
+    }
+
     private func handleControlFrame(_ opcode: WebSocketOpcode) -> Bool {
         switch opcode {
         case .ping:
@@ -288,7 +366,8 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     /// Fails the connection (§7.1.7): report, send a close with the matching code, close TCP.
     private func protocolFailure(_ code: WebSocketError.Code, _ reason: String) -> Bool {
         let closeCode: WebSocketCloseCode =
-            code == .invalidUTF8 ? .invalidFramePayloadData : (code == .messageTooBig ? .messageTooBig : .protocolError)
+            code == .invalidUTF8 || code == .invalidCompressedData
+            ? .invalidFramePayloadData : (code == .messageTooBig ? .messageTooBig : .protocolError)
         output.reportError(WebSocketError(code, reason))
         fail(code: closeCode, reason: reason)
         return false

@@ -27,7 +27,8 @@ public final class WebSocketRequest: @unchecked Sendable {
     public let origin: String?
     /// The subprotocols the client offered, in its order of preference.
     public let requestedProtocols: [String]
-    /// The extensions the client offered, with their parameters. This server negotiates none.
+    /// The extensions the client offered, with their parameters, in its order. The server
+    /// negotiates `permessage-deflate` among them when ``perMessageDeflate`` is set.
     public let requestedExtensions: [WebSocketExtensionOffer]
     /// All request headers (case-insensitive lookup).
     public let headers: HTTPHeaders
@@ -54,6 +55,16 @@ public final class WebSocketRequest: @unchecked Sendable {
     private let session: HTTPServerSession
     private let lock = Lock()
     private var decided = false
+    private var deflateOptions: PerMessageDeflateOptions?
+
+    /// The permessage-deflate settings ``accept(protocol:cookies:headers:configure:)`` will
+    /// negotiate with, `nil` to decline the client's offers. Starts as the server's
+    /// ``WebSocketServer/Configuration/perMessageDeflate``; set it before accepting, e.g. to
+    /// compress only for some paths. The client must have offered the extension for it to apply.
+    public var perMessageDeflate: PerMessageDeflateOptions? {
+        get { lock.withLock { deflateOptions } }
+        set { lock.withLock { deflateOptions = newValue } }
+    }
 
     init(head: HTTPRequestHead, upgrade: ValidatedUpgrade, session: HTTPServerSession, trustXForwardedFor: Bool) {
         host = upgrade.host
@@ -66,6 +77,7 @@ public final class WebSocketRequest: @unchecked Sendable {
         webSocketVersion = upgrade.version
         key = upgrade.key
         self.session = session
+        deflateOptions = session.server.configuration.perMessageDeflate
         socketAddress = session.channel.peerAddress
         isSecure = session.channel.tls != nil
         serverName = session.channel.tlsSession?.serverName
@@ -128,10 +140,14 @@ public final class WebSocketRequest: @unchecked Sendable {
             extra.add(name: "Set-Cookie", value: try cookie.headerValue())
         }
         try decide()
+        let deflate = perMessageDeflate.flatMap {
+            PerMessageDeflateNegotiation.serverAccept(offers: requestedExtensions, options: $0)
+        }
+        if let deflate { extra.add(name: "Sec-WebSocket-Extensions", value: deflate.header) }
         let response = ServerHandshake.acceptResponse(key: key, protocol: `protocol`, extraHeaders: extra)
         let connection = WebSocketConnection(
             channel: session.channel, role: .server, protocol: `protocol`,
-            configuration: session.server.configuration.connection)
+            configuration: session.server.configuration.connection, deflate: deflate)
         configure?(connection)
         session.completeUpgrade(connection, response: response)
         return connection

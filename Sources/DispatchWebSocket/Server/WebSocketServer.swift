@@ -58,6 +58,10 @@ public final class WebSocketServer: @unchecked Sendable {
         /// ``TLSServerConfiguration``. The TLS handshake counts against ``handshakeTimeout``.
         /// Default: `nil` (plain `ws://`).
         public var tls: TLSServerConfiguration? = nil
+        /// permessage-deflate (RFC 7692): the settings to negotiate with clients that offer it, or
+        /// `nil` to decline every offer. Each request can change it before it is accepted
+        /// (``WebSocketRequest/perMessageDeflate``). Default: `nil` (off).
+        public var perMessageDeflate: PerMessageDeflateOptions? = nil
 
         public init() {}
     }
@@ -251,7 +255,8 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     /// Sends a text message to every open connection. The payload is shared, not copied, and a
-    /// slow receiver does not hold up the others.
+    /// slow receiver does not hold up the others. Connections with permessage-deflate and no
+    /// server context takeover share one compressed copy per compressor setting.
     public func broadcastUTF(_ text: String) {
         var text = text
         text.makeContiguousUTF8()
@@ -270,11 +275,12 @@ public final class WebSocketServer: @unchecked Sendable {
         for connection in targets {
             byLoop[ObjectIdentifier(connection.loop), default: (connection.loop, [])].1.append(connection)
         }
+        let cache = BroadcastDeflateCache()
         for (loop, members) in byLoop.values {
             let members = members
             loop.execute {
                 loop.runEvent {
-                    for connection in members { connection.send(message) }
+                    for connection in members { connection.sendBroadcast(message, cache: cache) }
                 }
             }
         }

@@ -58,6 +58,8 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
         /// A TLS setting could not be used: a missing or malformed certificate, key or CA file, a
         /// wrong key password, a key that does not match its certificate.
         public static let tlsConfigurationInvalid = Code("tlsConfigurationInvalid")
+        /// A compressed message (permessage-deflate) was not valid deflate data. Close code 1007.
+        public static let invalidCompressedData = Code("invalidCompressedData")
     }
 
     /// What kind of failure this is.
