@@ -99,6 +99,18 @@ final class TLSTests: XCTestCase {
         fixture.closes.wait { $0.contains { $0.0 == .normalClosure && $0.1 == "bye" } }
     }
 
+    func testCompressionOverTLS() throws {
+        let fixture = try startTLSEchoServer { $0.perMessageDeflate = PerMessageDeflateOptions() }
+        let (_, events, connections, _) = connect("wss://127.0.0.1:\(fixture.port)/")  // the client offers deflate by default
+        let connection = connections.waitForCount(1)[0]
+        XCTAssertTrue(connection.isSecure)
+        XCTAssertTrue(connection.extensions.hasPrefix("permessage-deflate"), connection.extensions)
+        let text = String(repeating: "{\"type\":\"message\",\"text\":\"compressible\"} ", count: 4000)
+        connection.sendUTF(text)
+        connection.sendUTF("small")
+        events.wait { $0.contains("text:\(text)") && $0.contains("text:small") }
+    }
+
     func testServerInitiatedCloseOverTLS() throws {
         let fixture = try startTLSEchoServer()
         let (_, events, connections, _) = connect("wss://127.0.0.1:\(fixture.port)/")
