@@ -162,6 +162,9 @@ final class TLSStream: OutboundSink, @unchecked Sendable {
         var filled = 0
         var outcome = ReceiveOutcome.ok
         reading: while true {
+            // Everything offered is consumed and OpenSSL holds nothing decrypted or unprocessed:
+            // the SSL_read that would say WANT_READ is saved (one call, its error-queue work).
+            if inputOffset == input.count && SSL_has_pending(ssl) == 0 { break }
             ERR_clear_error()
             var count = 0
             if SSL_read_ex(ssl, plaintext.baseAddress! + filled, plaintext.count - filled, &count) == 1 {
