@@ -24,3 +24,18 @@ final class ZlibRoundTripTests: XCTestCase {
         }
     }
 }
+
+final class ZlibStreamPoolTests: XCTestCase {
+    /// Connections without context takeover reuse pooled streams instead of setting one up per message.
+    func testPooledStreamsAreReused() throws {
+        let pool = ZlibStreamPool()
+        let key = ZlibDeflater.Key(windowBits: 11, memoryLevel: 4, level: 3)
+        let deflater = try XCTUnwrap(pool.takeDeflater(key))
+        pool.give(deflater)
+        XCTAssertTrue(pool.takeDeflater(key) === deflater)
+        let inflater = try XCTUnwrap(pool.takeInflater(windowBits: 11))
+        pool.give(inflater)
+        XCTAssertTrue(pool.takeInflater(windowBits: 11) === inflater)
+        XCTAssertFalse(pool.takeInflater(windowBits: 12) === inflater)
+    }
+}

@@ -41,49 +41,21 @@ final class ZlibDeflater {
     func compress(_ input: UnsafeRawBufferPointer) -> [UInt8]? {
         // deflateBound covers a whole stream; the sync flush adds an empty stored block.
         let bound = Int(deflateBound(stream, uLong(input.count))) + 16
-        var next = input.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: UInt8.self)) }
-        var remaining = input.count
-        var failed = false
-        var finished = false
-
-        /// Runs deflate into `out`; returns the bytes written.
-        func run(into out: UnsafeMutablePointer<UInt8>, capacity: Int) -> Int {
-            stream.pointee.next_out = out
-            stream.pointee.avail_out = uInt(min(capacity, Int(UInt32.max)))
-            let start = Int(stream.pointee.avail_out)
-            while true {
-                let take = min(remaining, Int(UInt32.max >> 1))
-                stream.pointee.next_in = next
-                stream.pointee.avail_in = uInt(take)
-                let flush = take == remaining ? Z_SYNC_FLUSH : Z_NO_FLUSH
-                let status = deflate(stream, flush)
-                let consumed = take - Int(stream.pointee.avail_in)
-                remaining -= consumed
-                next = next.map { $0 + consumed }
-                if status != Z_OK && status != Z_BUF_ERROR {
-                    failed = true
-                    break
-                }
-                if stream.pointee.avail_out == 0 { break }  // full: the caller adds room
-                if remaining == 0 && flush == Z_SYNC_FLUSH {
-                    finished = true
-                    break
-                }
-            }
-            return start - Int(stream.pointee.avail_out)
-        }
-
+        pendingInput = input.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: UInt8.self)) }
+        pendingCount = input.count
+        var progress = Progress.more
         var output = [UInt8](unsafeUninitializedCapacity: bound) { buffer, initialized in
-            initialized = run(into: buffer.baseAddress!, capacity: bound)
+            (initialized, progress) = run(into: buffer.baseAddress!, capacity: bound)
         }
-        while !finished && !failed {
+        while progress == .more {
             // Not reached with deflateBound's size; kept so a wrong bound costs a copy, not data.
             let more = [UInt8](unsafeUninitializedCapacity: 64 * 1024) { buffer, initialized in
-                initialized = run(into: buffer.baseAddress!, capacity: 64 * 1024)
+                (initialized, progress) = run(into: buffer.baseAddress!, capacity: 64 * 1024)
             }
             output.append(contentsOf: more)
         }
-        if failed { return nil }
+        pendingInput = nil
+        if progress == .failed { return nil }
         // An empty message right after a flush makes zlib write nothing; the receiver appends
         // 00 00 ff ff, so the payload must be the header byte of an empty stored block.
         if output.isEmpty { return [0x00] }
@@ -92,5 +64,42 @@ final class ZlibDeflater {
             output.removeLast(4)
         }
         return output
+    }
+
+    private enum Progress {
+        case more, done, failed
+    }
+
+    /// The input of the `compress` call in progress (stored properties rather than captured
+    /// locals, so that the call allocates nothing but its output).
+    private var pendingInput: UnsafeMutablePointer<UInt8>?
+    private var pendingCount = 0
+
+    /// Runs deflate into `out` until the input is consumed and flushed or `out` is full.
+    private func run(into out: UnsafeMutablePointer<UInt8>, capacity: Int) -> (Int, Progress) {
+        stream.pointee.next_out = out
+        stream.pointee.avail_out = uInt(min(capacity, Int(UInt32.max >> 1)))
+        let start = Int(stream.pointee.avail_out)
+        var progress = Progress.more
+        while true {
+            let take = min(pendingCount, Int(UInt32.max >> 1))
+            stream.pointee.next_in = pendingInput
+            stream.pointee.avail_in = uInt(take)
+            let flush = take == pendingCount ? Z_SYNC_FLUSH : Z_NO_FLUSH
+            let status = deflate(stream, flush)
+            let consumed = take - Int(stream.pointee.avail_in)
+            pendingCount -= consumed
+            pendingInput = pendingInput.map { $0 + consumed }
+            if status != Z_OK && status != Z_BUF_ERROR {
+                progress = .failed
+                break
+            }
+            if stream.pointee.avail_out == 0 { break }  // full: the caller adds room
+            if pendingCount == 0 && flush == Z_SYNC_FLUSH {
+                progress = .done
+                break
+            }
+        }
+        return (start - Int(stream.pointee.avail_out), progress)
     }
 }

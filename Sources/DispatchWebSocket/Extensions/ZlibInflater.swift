@@ -84,7 +84,9 @@ final class ZlibInflater {
             if streamEnded { return .inflated(count - start) }
             if count == capacity {
                 guard count <= maxCount else { return .tooBig }
-                let wanted = max(capacity * 2, min(max(input.count * 4, 4096), 1 << 20))
+                // One allocation for most messages (32 KiB is below malloc's mmap threshold),
+                // then doubling; never past the limit.
+                let wanted = max(capacity * 2, min(max(input.count * 8, 32 * 1024), 1 << 20))
                 let newCapacity = min(wanted, maxCount + 1)
                 guard let grown = realloc(buffer, newCapacity) else { return .invalid("out of memory inflating") }
                 buffer = grown

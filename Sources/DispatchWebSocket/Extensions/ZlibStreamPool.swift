@@ -11,25 +11,35 @@ final class ZlibStreamPool: @unchecked Sendable {
     static let maxIdlePerKey = 4
 
     private let lock = Lock()
-    private var deflaters: [ZlibDeflater.Key: [ZlibDeflater]] = [:]
-    private var inflaters: [Int: [ZlibInflater]] = [:]
+    // Flat lists searched linearly (a handful of settings in practice): unlike a dictionary of
+    // arrays, taking and giving back mutate in place and allocate nothing.
+    private var deflaters: [ZlibDeflater] = []
+    private var inflaters: [ZlibInflater] = []
 
     /// A reset compressor for `key` (idle or new); `nil` when zlib cannot allocate one.
     func takeDeflater(_ key: ZlibDeflater.Key) -> ZlibDeflater? {
-        lock.withLock { deflaters[key]?.popLast() } ?? ZlibDeflater(key)
+        let idle = lock.withLock { () -> ZlibDeflater? in
+            guard let index = deflaters.lastIndex(where: { $0.key == key }) else { return nil }
+            return deflaters.remove(at: index)
+        }
+        return idle ?? ZlibDeflater(key)
     }
 
     /// Gives a compressor back; it is reset here.
     func give(_ deflater: ZlibDeflater) {
         deflater.reset()
         lock.withLock {
-            if deflaters[deflater.key, default: []].count < Self.maxIdlePerKey { deflaters[deflater.key, default: []].append(deflater) }
+            if deflaters.count(where: { $0.key == deflater.key }) < Self.maxIdlePerKey { deflaters.append(deflater) }
         }
     }
 
     /// A reset decompressor with `windowBits` (idle or new); `nil` when zlib cannot allocate one.
     func takeInflater(windowBits: Int) -> ZlibInflater? {
-        lock.withLock { inflaters[windowBits]?.popLast() } ?? ZlibInflater(windowBits: windowBits)
+        let idle = lock.withLock { () -> ZlibInflater? in
+            guard let index = inflaters.lastIndex(where: { $0.windowBits == windowBits }) else { return nil }
+            return inflaters.remove(at: index)
+        }
+        return idle ?? ZlibInflater(windowBits: windowBits)
     }
 
     /// Gives a decompressor back; it is reset and its output buffer freed here.
@@ -37,9 +47,7 @@ final class ZlibStreamPool: @unchecked Sendable {
         inflater.reset()
         inflater.releaseBuffer()
         lock.withLock {
-            if inflaters[inflater.windowBits, default: []].count < Self.maxIdlePerKey {
-                inflaters[inflater.windowBits, default: []].append(inflater)
-            }
+            if inflaters.count(where: { $0.windowBits == inflater.windowBits }) < Self.maxIdlePerKey { inflaters.append(inflater) }
         }
     }
 }
