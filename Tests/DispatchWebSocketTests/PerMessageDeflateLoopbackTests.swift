@@ -244,9 +244,12 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
         }
         let deadline = DispatchTime.now() + 10
         while server.connectionCount < 6 && DispatchTime.now() < deadline { usleep(2000) }
-        server.broadcastUTF(long)
+        let cache = BroadcastDeflateCache()
+        server.broadcast(.text(long), cache: cache)
         let all = received.waitForCount(6)
         XCTAssertTrue(all.allSatisfy { $0 == long })
         XCTAssertEqual(Set(server.connections.map(\.extensions)).count, 3)
+        // Four deflate connections with two window settings: compressed twice, not four times.
+        XCTAssertEqual(cache.compressions, 2)
     }
 }

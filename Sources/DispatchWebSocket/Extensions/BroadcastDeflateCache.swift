@@ -6,6 +6,10 @@ final class BroadcastDeflateCache: @unchecked Sendable {
     // @unchecked Sendable: `entries` is guarded by `lock`.
     private let lock = Lock()
     private var entries: [ZlibDeflater.Key: [UInt8]?] = [:]
+    private var compressionCount = 0
+
+    /// How many times the message was compressed (once per setting that reached it).
+    var compressions: Int { lock.withLock { compressionCount } }
 
     init() {}
 
@@ -14,6 +18,7 @@ final class BroadcastDeflateCache: @unchecked Sendable {
         lock.withLock {
             if let entry = entries[key] { return entry }
             let result = payload.withUnsafeBytes { PerMessageDeflate.compressOnce($0, key: key) }
+            compressionCount += 1
             entries[key] = .some(result)
             return result
         }

@@ -268,14 +268,14 @@ public final class WebSocketServer: @unchecked Sendable {
         broadcast(.binary(bytes))
     }
 
-    private func broadcast(_ message: WebSocketMessage) {
+    /// `cache` is a parameter so that tests can count its compressions.
+    func broadcast(_ message: WebSocketMessage, cache: BroadcastDeflateCache = BroadcastDeflateCache()) {
         let targets = connections
         // One hop per loop, not per connection.
         var byLoop: [ObjectIdentifier: (EventLoop, [WebSocketConnection])] = [:]
         for connection in targets {
             byLoop[ObjectIdentifier(connection.loop), default: (connection.loop, [])].1.append(connection)
         }
-        let cache = BroadcastDeflateCache()
         for (loop, members) in byLoop.values {
             let members = members
             loop.execute {
