@@ -2,8 +2,10 @@
 // connected clients. Driven by the Autobahn conformance runner and the benchmarks:
 //
 //   swift run -c release EchoServer [--host 127.0.0.1] [--port 9001] [--broadcast]
-//                                   [--tls-cert CHAIN.pem --tls-key KEY.pem]
+//                                   [--tls-cert CHAIN.pem --tls-key KEY.pem] [--transport dispatch|poller]
 //
+// --transport picks the socket backend (WebSocketTransport); without it the platform's default,
+// or DISPATCHWEBSOCKET_TRANSPORT's.
 // With --tls-cert and --tls-key it serves wss:// (TLS 1.2/1.3) instead of ws://.
 // It prints `listening on HOST:PORT` once it accepts connections.
 import DispatchWebSocket
@@ -26,6 +28,7 @@ struct Options {
     var broadcast = false
     var tlsCertificate: String?
     var tlsKey: String?
+    var transport = WebSocketTransport.default
 }
 
 func parseOptions() -> Options {
@@ -38,8 +41,16 @@ func parseOptions() -> Options {
         case "--broadcast": options.broadcast = true
         case "--tls-cert": options.tlsCertificate = arguments.popFirst()
         case "--tls-key": options.tlsKey = arguments.popFirst()
+        case "--transport":
+            switch arguments.popFirst() {
+            case "dispatch", "dispatchSources": options.transport = .dispatchSources
+            case "poller": options.transport = .poller
+            default: 
+                printError("EchoServer: --transport is dispatch or poller")
+                exit(2)
+            }
         default:
-            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE]")
+            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--transport dispatch|poller]")
             exit(2)
         }
     }
@@ -57,6 +68,7 @@ func parseOptions() -> Options {
 let options = parseOptions()
 var configuration = WebSocketServer.Configuration()
 configuration.connection.keepalive = false  // peers under test answer on their own schedule
+configuration.transport = options.transport
 if let certificate = options.tlsCertificate, let key = options.tlsKey {
     configuration.tls = TLSServerConfiguration(identity: .pemFiles(certificateChain: certificate, privateKey: key))
 }

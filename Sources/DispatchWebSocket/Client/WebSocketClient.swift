@@ -50,6 +50,12 @@ public final class WebSocketClient: @unchecked Sendable {
         /// TLS for `wss://` URLs: by default the server's certificate must chain to the system's
         /// trust store and match the host. See ``TLSClientConfiguration``.
         public var tls = TLSClientConfiguration()
+        /// How sockets learn they are readable or writable: ``WebSocketTransport/poller`` (one
+        /// epoll set per loop) or ``WebSocketTransport/dispatchSources`` (Dispatch sources per
+        /// socket). Callbacks, ordering and the threading contract are the same for both.
+        /// Default: ``WebSocketTransport/default`` — `.poller` on Linux, `.dispatchSources` on
+        /// Darwin, or what the environment variable `DISPATCHWEBSOCKET_TRANSPORT` says.
+        public var transport: WebSocketTransport = .default
 
         public init() {}
     }

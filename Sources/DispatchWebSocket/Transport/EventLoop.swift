@@ -102,20 +102,18 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: Sockets
 
-    /// Reports `fd`'s readiness to `client` on this loop until ``unregister(_:)``.
-    func register(_ fd: Int32, _ client: PollerClient) throws(WebSocketError) {
-        if poller == nil { poller = try Poller(queue: queue, waker: waker) }
-        try poller!.register(fd, client)
-    }
-
-    /// Also reports `fd` becoming writable; for a socket whose write returned `EAGAIN`.
-    func watchWrites(_ fd: Int32) throws(WebSocketError) {
-        try poller?.watchWrites(fd)
-    }
-
-    /// Stops reporting `fd`; call before closing it.
-    func unregister(_ fd: Int32) {
-        poller?.unregister(fd)
+    /// Reports `fd`'s readiness to `client` on this loop, through `transport`, until the returned
+    /// registration is cancelled (which also closes the descriptor, when asked). On the loop.
+    func register(_ fd: Int32, _ client: PollerClient, transport: WebSocketTransport) throws(WebSocketError) -> Readiness {
+        switch transport {
+        case .poller:
+            if self.poller == nil { self.poller = try Poller(queue: queue, waker: waker) }
+            let poller = self.poller!
+            try poller.register(fd, client)
+            return PollerRegistration(poller: poller, fd: fd)
+        case .dispatchSources:
+            return DispatchSourceRegistration(fd: fd, queue: queue, client: client)
+        }
     }
 
     // MARK: Corked writes

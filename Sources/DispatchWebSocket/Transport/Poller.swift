@@ -7,20 +7,6 @@ import Musl
 import Darwin
 #endif
 
-/// What the poller saw on a descriptor.
-struct PollEvents: OptionSet {
-    let rawValue: UInt8
-    static let readable = PollEvents(rawValue: 1)
-    static let writable = PollEvents(rawValue: 2)
-    /// Hang-up or error: reading will tell which.
-    static let hangUp = PollEvents(rawValue: 4)
-}
-
-/// A descriptor's owner, told when it becomes ready. Called on the poller's loop.
-protocol PollerClient: AnyObject {
-    func pollerReady(_ events: PollEvents)
-}
-
 /// The sockets of one loop in one edge-triggered kernel poll set (epoll; kqueue on Darwin),
 /// itself watched by a single `DispatchSourceRead`.
 ///
