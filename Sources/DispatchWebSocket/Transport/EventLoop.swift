@@ -39,7 +39,7 @@ final class EventLoop: @unchecked Sendable {
     let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: 2 * EventLoop.maxGather)
     let headerArena = UnsafeMutableRawPointer.allocate(byteCount: EventLoop.maxGather * FrameHeader.maxSize, alignment: 8)
 
-    /// The loop's sockets; created with the first one, so an unused loop holds no descriptor.
+    /// The loop's `.poller` sockets; created with the first one, so an unused loop holds no descriptor.
     private var poller: Poller?
     /// Cuts a lingering poller short when work is queued (nil if its pipe could not be made:
     /// the poller then does not linger).

@@ -8,9 +8,10 @@ import Darwin
 #endif
 
 /// The sockets of one loop in one edge-triggered kernel poll set (epoll; kqueue on Darwin),
-/// itself watched by a single `DispatchSourceRead`.
+/// itself watched by a single `DispatchSourceRead`: the ``WebSocketTransport/poller`` backend,
+/// reached through ``PollerRegistration``.
 ///
-/// Why not one `DispatchSourceRead` per socket: libdispatch on Linux registers each source
+/// Why not one `DispatchSourceRead` per socket (``DispatchSourceRegistration``) on Linux: libdispatch on Linux registers each source
 /// one-shot, so every event costs the manager thread an `epoll_ctl` re-arm and an `ioctl`, and
 /// creating or cancelling a source is a round trip through the manager thread. With one source
 /// per loop, a wake-up delivers every ready socket of the loop at once, registration is one
