@@ -2,6 +2,7 @@
 //
 //   swift run -c release AutobahnClient --url ws://127.0.0.1:9001 [--agent NAME]
 //   swift run -c release AutobahnClient --url wss://127.0.0.1:9443 --ca CA.pem
+//   swift run -c release AutobahnClient --url ws://127.0.0.1:9001 --transport dispatch|poller
 //
 // Protocol: GET /getCaseCount, then for each case /runCase?case=N&agent=A (echo every message
 // back), then /updateReports?agent=A.
@@ -24,6 +25,7 @@ struct Options {
     var agent = "DispatchWebSocket"
     var caFile: String?
     var deflate = false
+    var transport = WebSocketTransport.default
 }
 
 func parseOptions() -> Options {
@@ -35,8 +37,16 @@ func parseOptions() -> Options {
         case "--agent": options.agent = arguments.popFirst() ?? options.agent
         case "--ca": options.caFile = arguments.popFirst()
         case "--deflate": options.deflate = true
+        case "--transport":
+            switch arguments.popFirst() {
+            case "dispatch", "dispatchSources": options.transport = .dispatchSources
+            case "poller": options.transport = .poller
+            default:
+                printError("AutobahnClient: --transport is dispatch or poller")
+                exit(2)
+            }
         default:
-            printError("usage: AutobahnClient [--url ws[s]://127.0.0.1:9001] [--agent NAME] [--ca CA.pem] [--deflate]")
+            printError("usage: AutobahnClient [--url ws[s]://127.0.0.1:9001] [--agent NAME] [--ca CA.pem] [--deflate] [--transport dispatch|poller]")
             exit(2)
         }
     }
@@ -54,6 +64,7 @@ func run(_ path: String, echo: Bool) -> String? {
     configuration.connection.maxReceivedFrameSize = 64 * 1024 * 1024
     configuration.connection.maxReceivedMessageSize = 64 * 1024 * 1024
     configuration.connection.fragmentOutgoingMessages = false
+    configuration.transport = options.transport
     if let caFile = options.caFile { configuration.tls.trustRoots = .pemFile(caFile) }
     // With --deflate: offer client_no_context_takeover (the 13.x cases that request it accept only
     // offers that allow it) and let the server keep its context, so both inflate modes are run.

@@ -3,6 +3,7 @@
 //   swift run EchoClient ws://127.0.0.1:9001 [--count N] [--size BYTES] [--binary] [--deflate]
 //   swift run EchoClient ws://127.0.0.1:9001 --interactive     # lines from stdin, replies printed
 //   swift run EchoClient wss://127.0.0.1:9443 [--ca CA.pem | --insecure]
+//   swift run EchoClient ws://127.0.0.1:9001 --transport dispatch|poller   # socket backend
 //
 // Exits 0 only if every echo matched.
 import DispatchWebSocket
@@ -28,6 +29,7 @@ struct Options {
     var caFile: String?
     var insecure = false
     var deflate = false
+    var transport = WebSocketTransport.default
 }
 
 func fail(_ message: String, code: Int32 = 1) -> Never {
@@ -35,7 +37,7 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
     exit(code)
 }
 
-let usage = "usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive] [--ca CA.pem | --insecure] [--deflate]"
+let usage = "usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive] [--ca CA.pem | --insecure] [--deflate] [--transport dispatch|poller]"
 
 func parseOptions() -> Options {
     var options = Options()
@@ -49,6 +51,12 @@ func parseOptions() -> Options {
         case "--ca": options.caFile = arguments.popFirst()
         case "--insecure": options.insecure = true
         case "--deflate": options.deflate = true
+        case "--transport":
+            switch arguments.popFirst() {
+            case "dispatch", "dispatchSources": options.transport = .dispatchSources
+            case "poller": options.transport = .poller
+            default: fail(usage, code: 2)
+            }
         case let url where !url.hasPrefix("--") && options.url.isEmpty: options.url = url
         default: fail(usage, code: 2)
         }
@@ -79,6 +87,7 @@ configuration.connection.maxReceivedFrameSize = max(options.size * 2, 1 << 20)
 if let caFile = options.caFile { configuration.tls.trustRoots = .pemFile(caFile) }
 if options.insecure { configuration.tls.verification = .insecureNoVerification }
 configuration.perMessageDeflate = options.deflate ? PerMessageDeflateOptions() : nil
+configuration.transport = options.transport
 let client = WebSocketClient(configuration: configuration)
 let start = DispatchTime.now()
 

@@ -3,10 +3,13 @@
 //
 //   swift run -c release EchoServer [--host 127.0.0.1] [--port 9001] [--broadcast]
 //                                   [--tls-cert CHAIN.pem --tls-key KEY.pem] [--deflate | --deflate-takeover]
+//                                   [--transport dispatch|poller]
 //
 // --deflate negotiates permessage-deflate with the library's defaults (the server resets its
 // compressor after each message); --deflate-takeover also lets the server keep its context.
 //
+// --transport picks the socket backend (WebSocketTransport); without it the platform's default,
+// or DISPATCHWEBSOCKET_TRANSPORT's.
 // With --tls-cert and --tls-key it serves wss:// (TLS 1.2/1.3) instead of ws://.
 // It prints `listening on HOST:PORT` once it accepts connections.
 import DispatchWebSocket
@@ -30,6 +33,7 @@ struct Options {
     var tlsCertificate: String?
     var tlsKey: String?
     var deflate: PerMessageDeflateOptions?
+    var transport = WebSocketTransport.default
 }
 
 func parseOptions() -> Options {
@@ -45,8 +49,16 @@ func parseOptions() -> Options {
         case "--deflate": options.deflate = PerMessageDeflateOptions()
         case "--deflate-takeover":
             options.deflate = PerMessageDeflateOptions(serverNoContextTakeover: false)
+        case "--transport":
+            switch arguments.popFirst() {
+            case "dispatch", "dispatchSources": options.transport = .dispatchSources
+            case "poller": options.transport = .poller
+            default:
+                printError("EchoServer: --transport is dispatch or poller")
+                exit(2)
+            }
         default:
-            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--deflate | --deflate-takeover]")
+            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--deflate | --deflate-takeover] [--transport dispatch|poller]")
             exit(2)
         }
     }
@@ -64,6 +76,7 @@ func parseOptions() -> Options {
 let options = parseOptions()
 var configuration = WebSocketServer.Configuration()
 configuration.connection.keepalive = false  // peers under test answer on their own schedule
+configuration.transport = options.transport
 if let certificate = options.tlsCertificate, let key = options.tlsKey {
     configuration.tls = TLSServerConfiguration(identity: .pemFiles(certificateChain: certificate, privateKey: key))
 }

@@ -9,7 +9,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The loop's poller: edge-triggered readiness, registration and unregistration, write watching.
+/// The loop's poller (the `.poller` backend, through its registrations): edge-triggered readiness, registration and unregistration, write watching.
 ///
 /// "Not reported" is checked without sleeping: a second, sentinel descriptor is made ready after
 /// the one under test, and one wait collects every ready descriptor, so by the time the
@@ -67,8 +67,23 @@ final class PollerTests: XCTestCase {
         if let error { throw error }
     }
 
+    /// Registrations by descriptor (the poller backend's), touched on the test thread only.
+    private var registrations: [Int32: Readiness] = [:]
+
     private func register(_ loop: EventLoop, _ fd: Int32, _ client: PollerClient) throws {
-        try onLoop(loop) { () throws(WebSocketError) in try loop.register(fd, client) }
+        let result = loop.queue.sync { () -> Result<Readiness, WebSocketError> in
+            do throws(WebSocketError) {
+                return .success(try loop.register(fd, client, transport: .poller))
+            } catch {
+                return .failure(error)
+            }
+        }
+        registrations[fd] = try result.get()
+    }
+
+    private func unregister(_ loop: EventLoop, _ fd: Int32) {
+        guard let registration = registrations.removeValue(forKey: fd) else { return }
+        loop.queue.sync { registration.cancel(closingFD: false) }
     }
 
     /// Everything reported once `count` events arrived and the loop finished that wake-up.
@@ -86,7 +101,7 @@ final class PollerTests: XCTestCase {
         a.put()
         try register(loop, a.readEnd, Recorder("a", log))
         XCTAssertEqual(log.waitForCount(1), ["a:r"])
-        loop.queue.sync { loop.unregister(a.readEnd) }
+        unregister(loop, a.readEnd)
     }
 
     func testUnreadBytesAreNotReportedAgain() throws {
@@ -103,10 +118,8 @@ final class PollerTests: XCTestCase {
         XCTAssertEqual(events(log, atLeast: 2, on: loop), ["a:r", "s:r"])
         a.put()
         XCTAssertEqual(log.waitForCount(3), ["a:r", "s:r", "a:r"])
-        loop.queue.sync {
-            loop.unregister(a.readEnd)
-            loop.unregister(sentinel.readEnd)
-        }
+        unregister(loop, a.readEnd)
+        unregister(loop, sentinel.readEnd)
     }
 
     func testUnregisteredDescriptorIsNotReported() throws {
@@ -116,11 +129,11 @@ final class PollerTests: XCTestCase {
         defer { a.closeBoth(); sentinel.closeBoth() }
         try register(loop, a.readEnd, Recorder("a", log))
         try register(loop, sentinel.readEnd, Recorder("s", log))
-        loop.queue.sync { loop.unregister(a.readEnd) }
+        unregister(loop, a.readEnd)
         a.put()
         sentinel.put()
         XCTAssertEqual(events(log, atLeast: 1, on: loop), ["s:r"])
-        loop.queue.sync { loop.unregister(sentinel.readEnd) }
+        unregister(loop, sentinel.readEnd)
     }
 
     func testReusedDescriptorReachesOnlyItsNewClient() throws {
@@ -128,14 +141,14 @@ final class PollerTests: XCTestCase {
         let log = EventLog<String>()
         let first = Pipe()
         try register(loop, first.readEnd, Recorder("old", log))
-        loop.queue.sync { loop.unregister(first.readEnd) }
+        unregister(loop, first.readEnd)
         first.closeBoth()
         let second = Pipe()  // the kernel hands out the lowest free descriptors: the same numbers
         defer { second.closeBoth() }
         try register(loop, second.readEnd, Recorder("new", log))
         second.put()
         XCTAssertEqual(events(log, atLeast: 1, on: loop), ["new:r"])
-        loop.queue.sync { loop.unregister(second.readEnd) }
+        unregister(loop, second.readEnd)
     }
 
     func testWritableIsReportedOnceWatchedAfterTheBufferFilled() throws {
@@ -147,10 +160,11 @@ final class PollerTests: XCTestCase {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while write(a.writeEnd, &chunk, chunk.count) > 0 {}
         XCTAssertEqual(errno, EAGAIN)
-        try onLoop(loop) { () throws(WebSocketError) in try loop.watchWrites(a.writeEnd) }
+        let registration = registrations[a.writeEnd]!
+        try onLoop(loop) { () throws(WebSocketError) in try registration.watchWrites() }
         while read(a.readEnd, &chunk, chunk.count) > 0 {}
         XCTAssertEqual(log.waitForCount(1), ["a:w"])
-        loop.queue.sync { loop.unregister(a.writeEnd) }
+        unregister(loop, a.writeEnd)
     }
 
     func testPeerHangUpIsReported() throws {
@@ -161,6 +175,6 @@ final class PollerTests: XCTestCase {
         try register(loop, a.readEnd, Recorder("a", log))
         _ = close(a.writeEnd)
         XCTAssertEqual(log.waitForCount(1), ["a:h"])
-        loop.queue.sync { loop.unregister(a.readEnd) }
+        unregister(loop, a.readEnd)
     }
 }

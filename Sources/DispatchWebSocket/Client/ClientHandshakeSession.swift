@@ -27,6 +27,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
     private var addresses: [SocketAddress] = []
     private var lastConnectError: WebSocketError?
     private var pendingSocket: Socket?
+    /// The connecting socket's registration, until the connect completes.
+    private var connectWatch: Readiness?
     private var connectingTo: SocketAddress?
     private var channel: SocketChannel?
     private var parser: HTTPHeadParser
@@ -91,8 +93,9 @@ final class ClientHandshakeSession: @unchecked Sendable {
             if connected { return handshake(on: socket) }
             // The connect completes (or fails) when the socket becomes writable.
             pendingSocket = socket
-            try loop.register(socket.fd, self)
-            try loop.watchWrites(socket.fd)
+            let watch = try loop.register(socket.fd, self, transport: client.configuration.transport)
+            connectWatch = watch
+            try watch.watchWrites()
         } catch {
             cancelConnectWatch(closingSocket: true)
             lastConnectError = error
@@ -111,10 +114,12 @@ final class ClientHandshakeSession: @unchecked Sendable {
 
     /// Stops watching the connecting socket, and closes it when it is abandoned.
     private func cancelConnectWatch(closingSocket: Bool) {
-        if let socket = pendingSocket {
-            loop.unregister(socket.fd)
-            if closingSocket { socket.close() }
+        if let connectWatch {
+            connectWatch.cancel(closingFD: closingSocket)
+        } else if closingSocket, let socket = pendingSocket {
+            socket.close()
         }
+        connectWatch = nil
         pendingSocket = nil
     }
 
@@ -133,7 +138,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
                 return fail(error)
             }
         }
-        let channel = SocketChannel(socket: socket, loop: loop, peerAddress: connectingTo, tls: tls)
+        let channel = SocketChannel(
+            socket: socket, loop: loop, peerAddress: connectingTo, tls: tls, transport: client.configuration.transport)
         self.channel = channel
         channel.handler = self
         channel.socket.setNoDelay(client.configuration.connection.disableNagleAlgorithm)

@@ -55,6 +55,12 @@ public final class WebSocketClient: @unchecked Sendable {
         /// a server answer outside it fails the connection. Default: on with
         /// ``PerMessageDeflateOptions/init()``, as browsers offer it.
         public var perMessageDeflate: PerMessageDeflateOptions? = PerMessageDeflateOptions()
+        /// How sockets learn they are readable or writable: ``WebSocketTransport/poller`` (one
+        /// epoll set per loop) or ``WebSocketTransport/dispatchSources`` (Dispatch sources per
+        /// socket). Callbacks, ordering and the threading contract are the same for both.
+        /// Default: ``WebSocketTransport/default`` — `.poller` on Linux, `.dispatchSources` on
+        /// Darwin, or what the environment variable `DISPATCHWEBSOCKET_TRANSPORT` says.
+        public var transport: WebSocketTransport = .default
 
         public init() {}
     }

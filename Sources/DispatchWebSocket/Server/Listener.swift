@@ -7,25 +7,31 @@ import Musl
 import Darwin
 #endif
 
-/// The accept loop: the listening socket on a loop's poller, accepting until `EAGAIN` on each
+/// The accept loop: the listening socket registered on a loop, accepting until `EAGAIN` on each
 /// wake-up, so a new connection that lands on the same loop starts without a queue hop.
 ///
-/// When the process runs out of descriptors (`EMFILE`/`ENFILE`) it stops accepting for
+/// When the process runs out of descriptors (`EMFILE`/`ENFILE`) it pauses its registration for
 /// ``backoff`` instead of spinning on a socket that stays readable, and resumes by itself.
 final class Listener: PollerClient, @unchecked Sendable {
     // @unchecked Sendable: confined to `loop`.
     let socket: Socket
     let address: SocketAddress
     private let loop: EventLoop
+    private let transport: WebSocketTransport
+    private var readiness: Readiness?
     private var onAccept: ((Socket, SocketAddress?) -> Void)?
     private var onError: ((WebSocketError) -> Void)?
     private var backingOff = false
     static let backoff: DispatchTimeInterval = .milliseconds(100)
 
-    init(host: String, port: Int, backlog: Int32, deferAcceptSeconds: Int32, loop: EventLoop) throws(WebSocketError) {
+    init(
+        host: String, port: Int, backlog: Int32, deferAcceptSeconds: Int32, loop: EventLoop,
+        transport: WebSocketTransport = .default
+    ) throws(WebSocketError) {
         (socket, address) = try Socket.listen(
             host: host, port: port, backlog: backlog, deferAcceptSeconds: deferAcceptSeconds)
         self.loop = loop
+        self.transport = transport
     }
 
     /// Starts accepting, on the loop; `onAccept` runs there for each new socket, `onError` for
@@ -34,7 +40,7 @@ final class Listener: PollerClient, @unchecked Sendable {
         self.onAccept = onAccept
         self.onError = onError
         do throws(WebSocketError) {
-            try loop.register(socket.fd, self)
+            readiness = try loop.register(socket.fd, self, transport: transport)
         } catch {
             onError(error)
         }
@@ -53,8 +59,10 @@ final class Listener: PollerClient, @unchecked Sendable {
             case .failure(let error) where error.errno == EMFILE || error.errno == ENFILE:
                 onError?(error)
                 backingOff = true
+                readiness?.pauseReads()  // a level-triggered source would fire all through the backoff
                 loop.asyncAfter(Self.backoff) { [self] in
                     backingOff = false
+                    readiness?.resumeReads()
                     acceptAll()  // edge-triggered: the connections still waiting bring no new event
                 }
                 return
@@ -65,12 +73,17 @@ final class Listener: PollerClient, @unchecked Sendable {
         }
     }
 
-    /// Stops accepting and closes the listening socket. On the loop.
-    func stop() {
-        guard onAccept != nil else { return socket.close() }
+    /// Stops accepting and closes the listening socket; `closed` runs on the loop once it is
+    /// closed (with the Dispatch-source backend, after the source's cancellation). On the loop.
+    func stop(closed: (@Sendable () -> Void)? = nil) {
         onAccept = nil
         onError = nil
-        loop.unregister(socket.fd)
-        socket.close()
+        guard let readiness else {
+            socket.close()
+            closed?()
+            return
+        }
+        self.readiness = nil
+        readiness.cancel(closingFD: true, completion: closed)
     }
 }

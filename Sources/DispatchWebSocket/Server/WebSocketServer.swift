@@ -62,6 +62,12 @@ public final class WebSocketServer: @unchecked Sendable {
         /// `nil` to decline every offer. Each request can change it before it is accepted
         /// (``WebSocketRequest/perMessageDeflate``). Default: `nil` (off).
         public var perMessageDeflate: PerMessageDeflateOptions? = nil
+        /// How sockets learn they are readable or writable: ``WebSocketTransport/poller`` (one
+        /// epoll set per loop) or ``WebSocketTransport/dispatchSources`` (Dispatch sources per
+        /// socket). Callbacks, ordering and the threading contract are the same for both.
+        /// Default: ``WebSocketTransport/default`` — `.poller` on Linux, `.dispatchSources` on
+        /// Darwin, or what the environment variable `DISPATCHWEBSOCKET_TRANSPORT` says.
+        public var transport: WebSocketTransport = .default
 
         public init() {}
     }
@@ -163,7 +169,8 @@ public final class WebSocketServer: @unchecked Sendable {
         let tls = try configuration.tls.map { configuration throws(WebSocketError) in try TLSContext.server(configuration) }
         let deferSeconds = Int32(clamping: configuration.deferAccept.components.seconds)
         let listener = try Listener(
-            host: host, port: port, backlog: configuration.backlog, deferAcceptSeconds: deferSeconds, loop: acceptLoop)
+            host: host, port: port, backlog: configuration.backlog, deferAcceptSeconds: deferSeconds, loop: acceptLoop,
+            transport: configuration.transport)
         let alreadyListening = lock.withLock { () -> Bool in
             if self.listener != nil { return true }
             self.listener = listener
@@ -196,7 +203,8 @@ public final class WebSocketServer: @unchecked Sendable {
                 return
             }
         }
-        let channel = SocketChannel(socket: socket, loop: loop, peerAddress: peer, tls: stream)
+        let channel = SocketChannel(
+            socket: socket, loop: loop, peerAddress: peer, tls: stream, transport: configuration.transport)
         let session = HTTPServerSession(channel: channel, server: self)
         lock.withLock { sessions[ObjectIdentifier(session)] = session }
         loop.execute { session.start() }
@@ -305,8 +313,7 @@ public final class WebSocketServer: @unchecked Sendable {
         }
         if let listener {
             group.loops[0].async { [self] in
-                listener.stop()
-                runShutDownWaitersIfFinished { stoppingListener = false }
+                listener.stop { [self] in runShutDownWaitersIfFinished { stoppingListener = false } }
             }
         }
         for session in sessions {

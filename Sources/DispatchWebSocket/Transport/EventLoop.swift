@@ -39,7 +39,7 @@ final class EventLoop: @unchecked Sendable {
     let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: 2 * EventLoop.maxGather)
     let headerArena = UnsafeMutableRawPointer.allocate(byteCount: EventLoop.maxGather * FrameHeader.maxSize, alignment: 8)
 
-    /// The loop's sockets; created with the first one, so an unused loop holds no descriptor.
+    /// The loop's `.poller` sockets; created with the first one, so an unused loop holds no descriptor.
     private var poller: Poller?
     /// Cuts a lingering poller short when work is queued (nil if its pipe could not be made:
     /// the poller then does not linger).
@@ -102,20 +102,18 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: Sockets
 
-    /// Reports `fd`'s readiness to `client` on this loop until ``unregister(_:)``.
-    func register(_ fd: Int32, _ client: PollerClient) throws(WebSocketError) {
-        if poller == nil { poller = try Poller(queue: queue, waker: waker) }
-        try poller!.register(fd, client)
-    }
-
-    /// Also reports `fd` becoming writable; for a socket whose write returned `EAGAIN`.
-    func watchWrites(_ fd: Int32) throws(WebSocketError) {
-        try poller?.watchWrites(fd)
-    }
-
-    /// Stops reporting `fd`; call before closing it.
-    func unregister(_ fd: Int32) {
-        poller?.unregister(fd)
+    /// Reports `fd`'s readiness to `client` on this loop, through `transport`, until the returned
+    /// registration is cancelled (which also closes the descriptor, when asked). On the loop.
+    func register(_ fd: Int32, _ client: PollerClient, transport: WebSocketTransport) throws(WebSocketError) -> Readiness {
+        switch transport {
+        case .poller:
+            if self.poller == nil { self.poller = try Poller(queue: queue, waker: waker) }
+            let poller = self.poller!
+            try poller.register(fd, client)
+            return PollerRegistration(poller: poller, fd: fd)
+        case .dispatchSources:
+            return DispatchSourceRegistration(fd: fd, queue: queue, client: client)
+        }
     }
 
     // MARK: Corked writes

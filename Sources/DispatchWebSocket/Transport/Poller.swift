@@ -7,24 +7,11 @@ import Musl
 import Darwin
 #endif
 
-/// What the poller saw on a descriptor.
-struct PollEvents: OptionSet {
-    let rawValue: UInt8
-    static let readable = PollEvents(rawValue: 1)
-    static let writable = PollEvents(rawValue: 2)
-    /// Hang-up or error: reading will tell which.
-    static let hangUp = PollEvents(rawValue: 4)
-}
-
-/// A descriptor's owner, told when it becomes ready. Called on the poller's loop.
-protocol PollerClient: AnyObject {
-    func pollerReady(_ events: PollEvents)
-}
-
 /// The sockets of one loop in one edge-triggered kernel poll set (epoll; kqueue on Darwin),
-/// itself watched by a single `DispatchSourceRead`.
+/// itself watched by a single `DispatchSourceRead`: the ``WebSocketTransport/poller`` backend,
+/// reached through ``PollerRegistration``.
 ///
-/// Why not one `DispatchSourceRead` per socket: libdispatch on Linux registers each source
+/// Why not one `DispatchSourceRead` per socket (``DispatchSourceRegistration``) on Linux: libdispatch on Linux registers each source
 /// one-shot, so every event costs the manager thread an `epoll_ctl` re-arm and an `ioctl`, and
 /// creating or cancelling a source is a round trip through the manager thread. With one source
 /// per loop, a wake-up delivers every ready socket of the loop at once, registration is one

@@ -10,8 +10,8 @@ import Darwin
 ///
 /// This is the only place with syscalls: `EINTR` is retried here, `EAGAIN` becomes
 /// ``IOResult/wouldBlock`` and every other failure becomes a ``WebSocketError`` carrying `errno`.
-/// It does not own the descriptor: ``SocketChannel`` closes it exactly once, after taking it
-/// out of its loop's poller.
+/// It does not own the descriptor: once registered, the registration (``Readiness``) closes it
+/// exactly once, when ``SocketChannel`` or ``Listener`` cancels it.
 struct Socket: Sendable {
     let fd: Int32
 

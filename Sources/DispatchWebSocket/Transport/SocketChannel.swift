@@ -21,13 +21,14 @@ extension ChannelHandler {
     func channelSecured() {}
 }
 
-/// A connected socket on a loop: readiness comes from the loop's ``Poller`` (edge-triggered:
-/// a wake-up reads until a short read, or until `EAGAIN` after a hang-up), output is gathered
+/// A connected socket on a loop: readiness comes from its ``Readiness`` registration (either
+/// backend of ``WebSocketTransport``; a wake-up reads until a short read, or until `EAGAIN` after
+/// a hang-up, which the Dispatch-source backend reports on every read event), output is gathered
 /// writes made at the end of the loop event, and writability is watched only once a write
 /// returned `EAGAIN`.
 ///
-/// The descriptor is unregistered from the poller before it is closed, in one place (`close`),
-/// so no event can ever reach a closed (and possibly reused) descriptor.
+/// Once registered, the descriptor is closed by cancelling the registration, in one place
+/// (`close`), so no event can ever reach a closed (and possibly reused) descriptor.
 ///
 /// With ``tls`` the channel carries TLS: ciphertext is read and written here, plaintext goes
 /// to and from the handler and the queue exactly as on a plain channel. Queued bytes wait for
@@ -43,7 +44,9 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
 
     private enum State { case idle, open, closingAfterFlush, shuttingDown, halfClosed, closed }
     private var state = State.idle
-    private var registered = false
+    let transport: WebSocketTransport
+    /// Set while the socket is registered; cancelling it closes the descriptor.
+    private var readiness: Readiness?
     /// A write returned `EAGAIN`: the poller's writable event flushes next, and the owner hears
     /// `channelWritable` once the queue has drained.
     private var waitingForWritable = false
@@ -70,9 +73,13 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
     /// The peer, as `accept` or `connect` knew it (no `getpeername` needed).
     let peerAddress: SocketAddress?
 
-    init(socket: Socket, loop: EventLoop, peerAddress: SocketAddress?, tls: TLSStream? = nil) {
+    init(
+        socket: Socket, loop: EventLoop, peerAddress: SocketAddress?, tls: TLSStream? = nil,
+        transport: WebSocketTransport = .default
+    ) {
         self.socket = socket
         self.loop = loop
+        self.transport = transport
         self.peerAddress = peerAddress
         self.tls = tls
     }
@@ -99,8 +106,9 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
             if readNow { read(untilWouldBlock: false) }
             guard state != .closed else { return }
             do throws(WebSocketError) {
-                try loop.register(socket.fd, self)
-                registered = true
+                readiness = try loop.register(socket.fd, self, transport: transport)
+                if readPaused { readiness?.pauseReads() }
+                if waitingForWritable { try readiness?.watchWrites() }  // TLS records written before
             } catch {
                 close(error: error)
             }
@@ -123,14 +131,16 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
     /// Stops reading from the socket until `resumeReading`: the kernel buffer fills and TCP
     /// flow control slows the peer.
     func pauseReading() {
-        guard state != .closed else { return }
+        guard state != .closed, !readPaused else { return }
         readPaused = true
+        readiness?.pauseReads()
     }
 
     func resumeReading() {
         guard readPaused else { return }
         readPaused = false
-        // Edge-triggered: what arrived while paused brings no new event, so look now.
+        readiness?.resumeReads()
+        // With the edge-triggered poller what arrived while paused brings no new event, so look now.
         loop.async { [self] in read(untilWouldBlock: true) }
     }
 
@@ -273,11 +283,12 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
         return tls.writePending()
     }
 
+    /// Called on every `EAGAIN`, also while already waiting: a Dispatch write source fires once
+    /// and has to be asked again (the registration makes a repeated ask free).
     private func waitForWritable() {
-        guard !waitingForWritable else { return }
         waitingForWritable = true
         do throws(WebSocketError) {
-            try loop.watchWrites(socket.fd)
+            try readiness?.watchWrites()
         } catch {
             close(error: error)
         }
@@ -324,13 +335,16 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
         }
         state = .closed
         waitingForWritable = false
-        if registered {
-            registered = false
-            loop.unregister(socket.fd)
+        // Reported once the descriptor is closed (a Dispatch source's cancellation completes
+        // later, on the loop) and the current event is over, not from inside the caller's code.
+        guard let readiness else {
+            socket.close()
+            return loop.executeAfterCurrentEvent { [self] in closed(error) }
         }
-        socket.close()
-        // Reported once the current event is over, not from inside the caller's own code.
-        loop.executeAfterCurrentEvent { [self] in closed(error) }
+        self.readiness = nil
+        readiness.cancel(closingFD: true) { [self] in
+            loop.executeAfterCurrentEvent { [self] in closed(error) }
+        }
     }
 
     private func closed(_ error: WebSocketError?) {
