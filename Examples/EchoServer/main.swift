@@ -3,7 +3,7 @@
 //
 //   swift run -c release EchoServer [--host 127.0.0.1] [--port 9001] [--broadcast]
 //                                   [--tls-cert CHAIN.pem --tls-key KEY.pem] [--deflate | --deflate-takeover]
-//                                   [--transport dispatch|poller]
+//                                   [--deflate-threshold BYTES] [--transport dispatch|poller]
 //
 // --deflate negotiates permessage-deflate with the library's defaults (the server resets its
 // compressor after each message); --deflate-takeover also lets the server keep its context.
@@ -49,6 +49,14 @@ func parseOptions() -> Options {
         case "--deflate": options.deflate = PerMessageDeflateOptions()
         case "--deflate-takeover":
             options.deflate = PerMessageDeflateOptions(serverNoContextTakeover: false)
+        case "--deflate-threshold":
+            // Messages below this many bytes go uncompressed (default 1 KiB, as ws); 0 compresses all.
+            guard let bytes = arguments.popFirst().flatMap({ Int($0) }), bytes >= 0 else {
+                printError("EchoServer: --deflate-threshold needs a byte count")
+                exit(2)
+            }
+            if options.deflate == nil { options.deflate = PerMessageDeflateOptions() }
+            options.deflate?.threshold = bytes
         case "--transport":
             switch arguments.popFirst() {
             case "dispatch", "dispatchSources": options.transport = .dispatchSources
@@ -58,7 +66,7 @@ func parseOptions() -> Options {
                 exit(2)
             }
         default:
-            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--deflate | --deflate-takeover] [--transport dispatch|poller]")
+            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--deflate | --deflate-takeover] [--deflate-threshold BYTES] [--transport dispatch|poller]")
             exit(2)
         }
     }

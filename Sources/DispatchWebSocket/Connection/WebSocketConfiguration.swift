@@ -54,8 +54,8 @@ public struct WebSocketConfiguration: Sendable {
     /// fires (and reading resumes). Default: 1 MiB.
     public var highWaterMark: Int = 1024 * 1024
 
-    /// While more than ``highWaterMark`` bytes wait to be sent, stop reading from the socket, and
-    /// read again once the queue has drained: a handler that answers every message (an echo,
+    /// While more than ``highWaterMark`` bytes wait to be sent and the kernel takes no more, stop
+    /// reading from the socket, and read again once the queue has drained: a handler that answers every message (an echo,
     /// request/response) then slows a fast sender through TCP instead of queueing without end.
     /// It composes with ``WebSocketConnection/pause()``: reading resumes only when neither holds
     /// it. Keepalive is suspended meanwhile, as during `pause()` (the pong could not be read).

@@ -474,10 +474,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         lastOutbound = loop.coarseNow
         if channel.bufferedAmount > configuration.highWaterMark {
             channel.wantsDrainNotification = true
-            if configuration.pauseReadingWhileBackpressured && !isPausedByBackpressure {
-                isPausedByBackpressure = true
-                channel.pauseReading()
-            }
+            if channel.isWriteBlocked { pauseForBackpressure() }
         }
     }
 
@@ -587,6 +584,22 @@ extension WebSocketConnection: ChannelHandler {
     }
 
     func channelEndOfInput() {}
+
+    /// Reading stops while the queue is above `highWaterMark` *and* the kernel refuses bytes: a
+    /// large echo the kernel is about to take whole at the end of the event is no reason to stop
+    /// reading the next message (that would serialise a pipelined sender).
+    private func pauseForBackpressure() {
+        guard configuration.pauseReadingWhileBackpressured, !isPausedByBackpressure else { return }
+        isPausedByBackpressure = true
+        channel.pauseReading()
+    }
+
+    func channelWriteBlocked() {
+        if channel.bufferedAmount > configuration.highWaterMark {
+            channel.wantsDrainNotification = true
+            pauseForBackpressure()
+        }
+    }
 
     func channelWritable() {
         if isPausedByBackpressure {

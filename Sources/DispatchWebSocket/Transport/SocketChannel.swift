@@ -15,10 +15,13 @@ protocol ChannelHandler: AnyObject {
     func channelClosed(_ error: WebSocketError?)
     /// The TLS handshake completed (TLS channels only), before the first decrypted byte.
     func channelSecured()
+    /// A flush left bytes the kernel would not take: the peer reads slower than we send.
+    func channelWriteBlocked()
 }
 
 extension ChannelHandler {
     func channelSecured() {}
+    func channelWriteBlocked() {}
 }
 
 /// A connected socket on a loop: readiness comes from its ``Readiness`` registration (either
@@ -54,6 +57,8 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
     /// Bytes read from the socket (ciphertext with TLS), for flow-control tests and stats.
     private(set) var bytesRead = 0
     var isReadingPaused: Bool { readPaused }
+    /// The kernel refused bytes at the last flush; writable readiness is awaited.
+    var isWriteBlocked: Bool { waitingForWritable }
     private var flushQueued = false
     /// Set by the owner when its queue went above its high-water mark: `channelWritable` then
     /// follows as soon as the queue is empty, even if the kernel never pushed back.
@@ -264,6 +269,7 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
             }
         case .blocked:
             waitForWritable()
+            handler?.channelWriteBlocked()
         case .closed(let error):
             close(error: error)
         }
