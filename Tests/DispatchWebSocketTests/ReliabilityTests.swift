@@ -7,21 +7,6 @@ import Glibc
 /// Lifecycle and resource guarantees: descriptors and connection objects come back to their
 /// baseline whatever way a peer goes away; backpressure, limits, pause/resume and idle timeouts.
 final class ReliabilityTests: XCTestCase {
-    private func openDescriptors() -> Int {
-        guard let dir = opendir("/proc/self/fd") else { return -1 }
-        defer { closedir(dir) }
-        var count = 0
-        while readdir(dir) != nil { count += 1 }
-        return count
-    }
-
-    /// Waits (bounded) until `value()` is back to `baseline`.
-    private func waitUntil(_ value: () -> Int, equals baseline: Int, file: StaticString = #filePath, line: UInt = #line) {
-        let deadline = DispatchTime.now() + 10
-        while value() != baseline && DispatchTime.now() < deadline { usleep(10_000) }
-        XCTAssertEqual(value(), baseline, file: file, line: line)
-    }
-
     private func resetSocket(_ client: RawClient) {
         var option = linger(l_onoff: 1, l_linger: 0)
         setsockopt(client.fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))

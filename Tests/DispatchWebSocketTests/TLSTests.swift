@@ -54,20 +54,6 @@ final class TLSTests: XCTestCase {
         return (client, events, connections, failures)
     }
 
-    private func openDescriptors() -> Int {
-        guard let dir = opendir("/proc/self/fd") else { return -1 }
-        defer { closedir(dir) }
-        var count = 0
-        while readdir(dir) != nil { count += 1 }
-        return count
-    }
-
-    private func waitUntil(_ value: () -> Int, equals baseline: Int, file: StaticString = #filePath, line: UInt = #line) {
-        let deadline = DispatchTime.now() + 10
-        while value() != baseline && DispatchTime.now() < deadline { usleep(10_000) }
-        XCTAssertEqual(value(), baseline, file: file, line: line)
-    }
-
     // MARK: Our client, our server
 
     func testEchoLargeAndFragmentedMessagesAndCloseOverTLS() throws {

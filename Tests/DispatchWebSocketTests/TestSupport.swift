@@ -98,3 +98,19 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// The process's open descriptors (entries of /proc/self/fd, counting the directory's own).
+func openDescriptors() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var count = 0
+    while readdir(dir) != nil { count += 1 }
+    return count
+}
+
+/// Waits (bounded) until `value()` is back to `baseline`, then asserts it is.
+func waitUntil(_ value: () -> Int, equals baseline: Int, file: StaticString = #filePath, line: UInt = #line) {
+    let deadline = DispatchTime.now() + 10
+    while value() != baseline && DispatchTime.now() < deadline { usleep(10_000) }
+    XCTAssertEqual(value(), baseline, file: file, line: line)
+}
