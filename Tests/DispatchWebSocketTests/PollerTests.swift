@@ -178,3 +178,54 @@ final class PollerTests: XCTestCase {
         unregister(loop, a.readEnd)
     }
 }
+
+/// A poller whose sockets never go quiet keeps the loop's thread for up to `Poller.maxHold` at a
+/// time; the loop's tick (timeouts, keepalive) must still run meanwhile.
+final class PollerHoldTests: XCTestCase {
+    /// Reads its pipe and answers on the other one, so two of them keep the poller busy forever.
+    private final class PingPong: PollerClient, LoopTickHandler {
+        let readEnd: Int32
+        var peerWriteEnd: Int32 = -1
+        var running = true
+        let ticks: EventLog<Int>
+        init(readEnd: Int32, ticks: EventLog<Int>) {
+            self.readEnd = readEnd
+            self.ticks = ticks
+        }
+        func pollerReady(_ events: PollEvents) {
+            var byte: UInt8 = 0
+            while read(readEnd, &byte, 1) == 1 {}
+            if running { _ = write(peerWriteEnd, &byte, 1) }
+        }
+        func loopTick(now: UInt64) { ticks.append(1) }
+    }
+
+    func testTicksRunWhileSocketsKeepTheLoopBusy() throws {
+        let loop = EventLoop(label: "test.poller.hold")
+        let ticks = EventLog<Int>()
+        var a: [Int32] = [0, 0]
+        var b: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&a), 0)
+        XCTAssertEqual(pipe(&b), 0)
+        for fd in a + b { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        let left = PingPong(readEnd: a[0], ticks: ticks)
+        let right = PingPong(readEnd: b[0], ticks: EventLog<Int>())
+        left.peerWriteEnd = b[1]
+        right.peerWriteEnd = a[1]
+        let registrations = try loop.queue.sync { () throws -> [Readiness] in
+            loop.addTickHandler(left)
+            return [try loop.register(a[0], left, transport: .poller), try loop.register(b[0], right, transport: .poller)]
+        }
+        var byte: UInt8 = 1
+        XCTAssertEqual(write(a[1], &byte, 1), 1)  // the ball is in play: the loop never idles from here
+        // Five ticks are half a second of a loop that never waits 1 ms for its next event.
+        XCTAssertGreaterThanOrEqual(ticks.waitForCount(5).count, 5)
+        loop.queue.sync {
+            left.running = false
+            right.running = false
+            loop.removeTickHandler(left)
+            for registration in registrations { registration.cancel(closingFD: false) }
+        }
+        for fd in a + b { _ = close(fd) }
+    }
+}
