@@ -62,6 +62,8 @@ extension WebSocketServer {
     ///   already listens.
     @discardableResult
     public func listen(fileDescriptor: Int32) throws(WebSocketError) -> SocketAddress {
+        // Checked before taking the descriptor, so that this error leaves it the caller's.
+        guard localAddress == nil else { throw WebSocketError(.invalidArgument, "the server is already listening") }
         let tls = try serverTLSContext()
         let socket = try Socket.adopt(fileDescriptor, listening: true)
         guard let address = socket.localAddress() else {
