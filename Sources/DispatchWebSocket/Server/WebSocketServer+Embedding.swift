@@ -27,12 +27,14 @@ extension WebSocketServer {
     ///   - permissions: the file mode of the socket file, e.g. `0o660`, set before anyone can
     ///     connect; `nil` leaves what the umask gives.
     /// - Throws: ``WebSocketError`` `.invalidArgument` for a path that is empty or too long for
-    ///   `sun_path` or a mode outside `0...0o7777`; `.socketError` with `errno` `EADDRINUSE` when
+    ///   `sun_path`, a mode outside `0...0o7777`, or a server that already listens; `.socketError` with `errno` `EADDRINUSE` when
     ///   the file exists and may not be removed, or another `errno` from `bind`/`listen`.
     @discardableResult
     public func listen(
         unixPath: String, removingStaleSocket: Bool = false, permissions: Int? = nil
     ) throws(WebSocketError) -> SocketAddress {
+        // Checked first, so that a server that listens already removes no stale file.
+        guard localAddress == nil else { throw WebSocketError(.invalidArgument, "the server is already listening") }
         let tls = try serverTLSContext()
         let (socket, address) = try Socket.listen(
             unixPath: unixPath, backlog: configuration.backlog, removingStale: removingStaleSocket,
