@@ -90,6 +90,39 @@ final class UnixSocketTests: XCTestCase {
         waitUntil(openDescriptors, equals: baseline)
     }
 
+    func testTLSOverAUnixSocketVerifiesTheCertificateForLocalhost() throws {
+        let pki = try TestPKI.require()
+        let path = directory + "/tls.sock"
+        var configuration = WebSocketServer.Configuration()
+        configuration.connection.keepalive = false
+        configuration.tls = TLSServerConfiguration(identity: .pemFiles(
+            certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
+        let server = WebSocketServer(configuration: configuration)
+        server.onRequest = { request in
+            let connection = try? request.accept()
+            connection?.onMessage = { _ in connection?.sendUTF("secure=\(request.isSecure) sni=\(request.serverName ?? "-")") }
+        }
+        try server.listen(unixPath: path)
+        defer { shutDown(server) }
+
+        var clientConfiguration = WebSocketClient.Configuration()
+        clientConfiguration.tls.trustRoots = .pemFile(pki.caPath)
+        let client = WebSocketClient(configuration: clientConfiguration)
+        let events = EventLog<String>()
+        client.onConnect = { connection in
+            connection.onMessage = { message in
+                if case .text(let text) = message { events.append(text) }
+                connection.close()
+            }
+            connection.onClose = { code, _ in events.append("close:\(code.rawValue)") }
+            connection.sendUTF("hi")
+        }
+        client.onConnectFailed = { events.append("failed:\($0)") }
+        client.connect(url: "wss+unix://\(path):/secure")
+        events.wait { $0.contains("close:1000") || $0.contains { $0.hasPrefix("failed") } }
+        XCTAssertEqual(events.all, ["secure=true sni=localhost", "close:1000"])
+    }
+
     func testRawClientOverAUnixSocket() throws {
         let path = directory + "/raw.sock"
         let server = try echoServer(path)
