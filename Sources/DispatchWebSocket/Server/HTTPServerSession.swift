@@ -225,7 +225,7 @@ final class HTTPServerSession: @unchecked Sendable {
     func completeUpgrade(_ connection: WebSocketConnection, response: [UInt8]) {
         // On the loop the 101 is queued at once: a message the app sends right after `accept`
         // goes straight to the channel and must follow it on the wire.
-        let queuedNow = loop.inLoop && !channel.isClosed && { if case .awaitingDecision = state { true } else { false } }()
+        let queuedNow = loop.inLoop && isAwaitingDecision && !channel.isClosed
         if queuedNow { write(response) }
         // Never inline: when `accept` runs inside `onRequest`, the app sets the connection's
         // handlers right after it returns, before any event may fire.
@@ -241,6 +241,11 @@ final class HTTPServerSession: @unchecked Sendable {
             connection.start(initialBytes: leftover)
             leftover = []
         }
+    }
+
+    private var isAwaitingDecision: Bool {
+        if case .awaitingDecision = state { return true }
+        return false
     }
 
     func rejectUpgrade(status: Int, reason: String?, headers: HTTPHeaders) {

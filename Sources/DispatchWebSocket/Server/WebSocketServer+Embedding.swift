@@ -49,7 +49,7 @@ extension WebSocketServer {
     /// made before `fork`) and returns its address.
     ///
     /// The server takes ownership of the descriptor once this returns: it makes it non-blocking
-    /// and closes it on ``shutDown(completion:)``. When it throws, the descriptor is untouched and
+    /// and closes it on ``shutDown(completion:)`` (a Unix socket's file is left alone). When it throws, the descriptor is untouched and
     /// still the caller's. TCP (IPv4, IPv6) and Unix domain sockets work; options already set on
     /// the socket (backlog, `SO_REUSEPORT`, `TCP_DEFER_ACCEPT`) are kept as they are.
     ///
