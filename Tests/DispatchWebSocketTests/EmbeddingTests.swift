@@ -118,6 +118,50 @@ final class EmbeddingTests: XCTestCase {
         XCTAssertEqual(try http.readHTTPResponse().body, "page /again")
     }
 
+    func testOneListenerOfTheAppFeedsTwoServersByPath() throws {
+        func greeter(_ name: String, maxMessageBytes: Int) -> WebSocketServer {
+            var configuration = WebSocketServer.Configuration()
+            configuration.connection.keepalive = false
+            configuration.connection.maxReceivedMessageSize = maxMessageBytes
+            configuration.connection.maxReceivedFrameSize = maxMessageBytes
+            let server = WebSocketServer(configuration: configuration)
+            server.onRequest = { request in
+                let connection = try? request.accept()
+                connection?.onMessage = { message in
+                    if case .text(let text) = message { connection?.sendUTF("\(name):\(text)") }
+                }
+            }
+            addTeardownBlock {
+                let done = DispatchSemaphore(value: 0)
+                server.shutDown { done.signal() }
+                _ = done.wait(timeout: .now() + 15)
+            }
+            return server
+        }
+        let small = greeter("small", maxMessageBytes: 16)
+        let large = greeter("large", maxMessageBytes: 1 << 20)
+        for (path, expected) in [("/small", "small:hello"), ("/large", "large:hello")] {
+            let (clientFD, serverFD) = socketPair()
+            let client = RawClient(connectedFD: clientFD)
+            let head = "GET \(path) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            try client.write(head)
+            let line = Self.readExactly(serverFD, 10)  // "GET /small" or "GET /large"
+            let target = String(decoding: line, as: UTF8.self).hasSuffix("/small") ? small : large
+            try target.handleUpgrade(socket: serverFD, initialBytes: line)
+            XCTAssertTrue(try client.readHTTPHead().hasPrefix("HTTP/1.1 101"))
+            try client.sendText("hello")
+            XCTAssertEqual(text(try client.readFrame()), expected)
+            // Each server applies its own limits.
+            try client.sendText(String(repeating: "x", count: 100))
+            if path == "/small" {
+                XCTAssertEqual(try client.readUntilClosed().last.flatMap(RawClient.closeCode), 1009)
+            } else {
+                XCTAssertEqual(text(try client.readFrame()), "large:" + String(repeating: "x", count: 100))
+            }
+        }
+    }
+
     func testHandleUpgradeOnATLSServerTakesTheStartOfTheClientHello() throws {
         let pki = try TestPKI.require()
         let server = embeddedServer { configuration in
