@@ -31,6 +31,27 @@ final class RawClient {
         }
     }
 
+    /// Wraps a socket that is already connected (one end of a `socketpair`, a Unix socket); it
+    /// is closed on deinit.
+    init(connectedFD: Int32, timeoutSeconds: Int = 10) {
+        fd = connectedFD
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Connects to a Unix domain socket.
+    convenience init(unixPath: String, timeoutSeconds: Int = 10) throws {
+        let address = try SocketAddress(unixPath: unixPath)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard address.withSockAddr({ connect(fd, $0, $1) }) == 0 else {
+            let code = errno
+            close(fd)
+            throw Failure(description: "connect to \(unixPath) failed: errno \(code)")
+        }
+        self.init(connectedFD: fd, timeoutSeconds: timeoutSeconds)
+    }
+
     deinit {
         if let ssl { SSL_free(ssl) }
         if let tlsContext { SSL_CTX_free(tlsContext) }

@@ -55,11 +55,16 @@ final class ClientHandshakeSession: @unchecked Sendable {
     func start() {
         let host = url.host
         let port = url.port
+        let unixSocketPath = url.unixSocketPath
         // getaddrinfo blocks: resolve off the loop.
         DispatchQueue.global().async { [self] in
             let result: Result<[SocketAddress], WebSocketError>
             do throws(WebSocketError) {
-                result = .success(try Socket.resolve(host: host, port: port, passive: false))
+                if let unixSocketPath {
+                    result = .success([try SocketAddress(unixPath: unixSocketPath)])
+                } else {
+                    result = .success(try Socket.resolve(host: host, port: port, passive: false))
+                }
             } catch {
                 result = .failure(error)
             }

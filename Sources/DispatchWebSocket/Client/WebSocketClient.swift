@@ -119,7 +119,8 @@ public final class WebSocketClient: @unchecked Sendable {
     ///
     /// - Parameters:
     ///   - url: `ws[s]://host[:port][/path][?query]` (port 80 or 443 by default); host names are resolved (IPv4 and IPv6, each
-    ///     address tried in turn).
+    ///     address tried in turn). Or, for a server on a Unix domain socket, ws's
+    ///     `ws+unix:///path/to.sock:/request/path` (`wss+unix:` with TLS; `Host` is `localhost`).
     ///   - protocols: subprotocols to offer; the server may pick one of them.
     ///   - origin: an `Origin` header, as browsers send.
     ///   - headers: extra request headers.

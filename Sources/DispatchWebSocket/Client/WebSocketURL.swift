@@ -1,10 +1,13 @@
-/// A parsed `ws://` or `wss://` URL: host, port and the request target (path and query).
+/// A parsed `ws://` or `wss://` URL: host, port and the request target (path and query); or a
+/// `ws+unix:` / `wss+unix:` URL, which connects to a Unix domain socket instead.
 struct WebSocketURL: Sendable, Equatable {
     var secure: Bool
     var host: String
     var port: Int
     /// Path and query as sent in the request line, e.g. `/chat?room=1`.
     var resource: String
+    /// The Unix domain socket to connect to (`ws+unix:`), `nil` for TCP.
+    var unixSocketPath: String?
 
     var defaultPort: Int { secure ? 443 : 80 }
 
@@ -13,6 +16,10 @@ struct WebSocketURL: Sendable, Equatable {
         var rest = Substring(string)
         if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
         let lower = rest.lowercased()
+        if lower.hasPrefix("ws+unix:") || lower.hasPrefix("wss+unix:") {
+            self = try Self.parse(unix: rest, secure: lower.hasPrefix("wss"), whole: string)
+            return
+        }
         if lower.hasPrefix("ws://") {
             secure = false
             rest = rest.dropFirst(5)
@@ -57,6 +64,43 @@ struct WebSocketURL: Sendable, Equatable {
         }
     }
 
+    /// Parses ws's spelling `ws+unix:/path/to.sock:/request/path?query` (also with `//` or
+    /// `//host` before the socket path; the host, `localhost` by default, is only the `Host`
+    /// header). The socket path ends at the first `:`; without one the request path is `/`.
+    private static func parse(unix string: Substring, secure: Bool, whole: String) throws(WebSocketError) -> WebSocketURL {
+        var rest = string[string.index(after: string.firstIndex(of: ":")!)...]
+        var authority: Substring = ""
+        if rest.hasPrefix("//") {
+            rest = rest.dropFirst(2)
+            let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+            authority = rest[..<slash]
+            rest = rest[slash...]
+        }
+        let socketEnd = rest.firstIndex { $0 == ":" || $0 == "?" } ?? rest.endIndex
+        let socketPath = String(rest[..<socketEnd])
+        guard !socketPath.isEmpty else {
+            throw WebSocketError(.invalidArgument, "no socket path in \(whole)")
+        }
+        _ = try SocketAddress(unixPath: socketPath)  // too long for sun_path fails here, not at connect
+        var target = rest[socketEnd...]
+        if target.first == ":" { target = target.dropFirst() }
+        let resource = target.isEmpty ? "/" : (target.first == "/" ? String(target) : "/" + target)
+        guard resource.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw WebSocketError(.invalidArgument, "the path of \(whole) has spaces or characters that need percent-encoding")
+        }
+        return WebSocketURL(
+            secure: secure, host: authority.isEmpty ? "localhost" : String(authority), port: secure ? 443 : 80,
+            resource: resource, unixSocketPath: socketPath)
+    }
+
+    private init(secure: Bool, host: String, port: Int, resource: String, unixSocketPath: String?) {
+        self.secure = secure
+        self.host = host
+        self.port = port
+        self.resource = resource
+        self.unixSocketPath = unixSocketPath
+    }
+
     /// Resolves a redirect's `Location` against this URL (absolute `ws`/`http` URLs, or paths).
     func resolving(location: String) throws(WebSocketError) -> WebSocketURL {
         let lower = location.lowercased()
@@ -75,6 +119,7 @@ struct WebSocketURL: Sendable, Equatable {
     }
 
     var description: String {
+        if let unixSocketPath { return "\(secure ? "wss" : "ws")+unix:\(unixSocketPath):\(resource)" }
         let shownHost = host.contains(":") ? "[\(host)]" : host
         let shownPort = port == defaultPort ? "" : ":\(port)"
         return "\(secure ? "wss" : "ws")://\(shownHost)\(shownPort)\(resource)"

@@ -23,6 +23,9 @@ final class HTTPServerSession: @unchecked Sendable {
     private var deadline: UInt64 = 0
     /// Bytes that arrived after the upgrade request's head: the first WebSocket frames.
     private var leftover: [UInt8] = []
+    /// Request bytes the app read before handing the socket over (`handleUpgrade`), given to the
+    /// channel when it starts.
+    var initialBytes: [UInt8] = []
 
     init(channel: SocketChannel, server: WebSocketServer) {
         self.channel = channel
@@ -46,7 +49,7 @@ final class HTTPServerSession: @unchecked Sendable {
             guard limiter.acquire(self) else { return }
             holdsHandshakeSlot = true
         }
-        channel.start(readNow: true)
+        startChannel()
     }
 
     /// A handshake slot came free for this waiting session (from ``TLSHandshakeLimiter``).
@@ -54,8 +57,14 @@ final class HTTPServerSession: @unchecked Sendable {
         loop.execute { [self] in
             guard case .readingHead = state, !channel.isClosed else { return releaseHandshakeSlot(granted: true) }
             holdsHandshakeSlot = true
-            channel.start(readNow: true)
+            startChannel()
         }
+    }
+
+    private func startChannel() {
+        let bytes = initialBytes
+        initialBytes = []
+        channel.start(readNow: true, initialBytes: bytes)
     }
 
     private func releaseHandshakeSlot(granted: Bool = false) {
@@ -214,6 +223,10 @@ final class HTTPServerSession: @unchecked Sendable {
     // MARK: The app's decision (from WebSocketRequest, any thread)
 
     func completeUpgrade(_ connection: WebSocketConnection, response: [UInt8]) {
+        // On the loop the 101 is queued at once: a message the app sends right after `accept`
+        // goes straight to the channel and must follow it on the wire.
+        let queuedNow = loop.inLoop && isAwaitingDecision && !channel.isClosed
+        if queuedNow { write(response) }
         // Never inline: when `accept` runs inside `onRequest`, the app sets the connection's
         // handlers right after it returns, before any event may fire.
         loop.executeAfterCurrentEvent { [self] in
@@ -222,12 +235,17 @@ final class HTTPServerSession: @unchecked Sendable {
             }
             state = .upgraded
             loop.removeTickHandler(self)
-            write(response)
+            if !queuedNow { write(response) }
             server.sessionEnded(self)
             server.register(connection)
             connection.start(initialBytes: leftover)
             leftover = []
         }
+    }
+
+    private var isAwaitingDecision: Bool {
+        if case .awaitingDecision = state { return true }
+        return false
     }
 
     func rejectUpgrade(status: Int, reason: String?, headers: HTTPHeaders) {

@@ -32,7 +32,20 @@ final class Listener: PollerClient, @unchecked Sendable {
             host: host, port: port, backlog: backlog, deferAcceptSeconds: deferAcceptSeconds)
         self.loop = loop
         self.transport = transport
+        socketFile = nil
     }
+
+    /// A listener on a socket that already listens: a Unix domain socket (its file removed when
+    /// the listener stops) or a descriptor the app handed over.
+    init(socket: Socket, address: SocketAddress, socketFile: UnixSocketFile?, loop: EventLoop, transport: WebSocketTransport) {
+        self.socket = socket
+        self.address = address
+        self.socketFile = socketFile
+        self.loop = loop
+        self.transport = transport
+    }
+
+    private let socketFile: UnixSocketFile?
 
     /// Starts accepting, on the loop; `onAccept` runs there for each new socket, `onError` for
     /// failures (running out of descriptors included).
@@ -78,12 +91,17 @@ final class Listener: PollerClient, @unchecked Sendable {
     func stop(closed: (@Sendable () -> Void)? = nil) {
         onAccept = nil
         onError = nil
+        let socketFile = socketFile
         guard let readiness else {
             socket.close()
+            socketFile?.removeIfUnchanged()
             closed?()
             return
         }
         self.readiness = nil
-        readiness.cancel(closingFD: true, completion: closed)
+        readiness.cancel(closingFD: true) {
+            socketFile?.removeIfUnchanged()
+            closed?()
+        }
     }
 }

@@ -94,6 +94,7 @@ public final class WebSocketServer: @unchecked Sendable {
     /// A shut-down listener closes on its loop; the waiters wait for that too, so that the port
     /// is free when they run.
     private var stoppingListener = false
+    private var tlsContext: TLSContext?
 
     /// Creates a server; nothing happens until ``listen(host:port:)``.
     public init(configuration: Configuration = Configuration()) {
@@ -165,12 +166,29 @@ public final class WebSocketServer: @unchecked Sendable {
     ///   - port: the TCP port; 0 picks a free one.
     @discardableResult
     public func listen(host: String = "127.0.0.1", port: Int) throws(WebSocketError) -> SocketAddress {
-        let acceptLoop = group.loops[0]
-        let tls = try configuration.tls.map { configuration throws(WebSocketError) in try TLSContext.server(configuration) }
+        let tls = try serverTLSContext()
         let deferSeconds = Int32(clamping: configuration.deferAccept.components.seconds)
         let listener = try Listener(
-            host: host, port: port, backlog: configuration.backlog, deferAcceptSeconds: deferSeconds, loop: acceptLoop,
+            host: host, port: port, backlog: configuration.backlog, deferAcceptSeconds: deferSeconds, loop: group.loops[0],
             transport: configuration.transport)
+        return try start(listener, tls: tls)
+    }
+
+    /// The TLS context of ``Configuration/tls`` (`nil` without TLS), built once and shared by
+    /// every listener and handed-over socket; a configuration problem is thrown each time.
+    func serverTLSContext() throws(WebSocketError) -> TLSContext? {
+        guard let settings = configuration.tls else { return nil }
+        if let context = lock.withLock({ tlsContext }) { return context }
+        let context = try TLSContext.server(settings)
+        return lock.withLock { () -> TLSContext in
+            if tlsContext == nil { tlsContext = context }
+            return tlsContext!
+        }
+    }
+
+    /// Makes `listener` the server's and starts accepting; stops it when the server already listens.
+    func start(_ listener: Listener, tls: TLSContext?) throws(WebSocketError) -> SocketAddress {
+        let acceptLoop = group.loops[0]
         let alreadyListening = lock.withLock { () -> Bool in
             if self.listener != nil { return true }
             self.listener = listener
@@ -191,7 +209,8 @@ public final class WebSocketServer: @unchecked Sendable {
     /// The address the server listens on, `nil` before ``listen(host:port:)`` and after shutdown.
     public var localAddress: SocketAddress? { lock.withLock { listener?.address } }
 
-    private func accepted(_ socket: Socket, peer: SocketAddress?, tls: TLSContext?) {
+    /// Starts the HTTP session of a new socket; `initialBytes` were read by the app (`handleUpgrade`).
+    func accepted(_ socket: Socket, peer: SocketAddress?, tls: TLSContext?, initialBytes: [UInt8] = []) {
         let loop = group.next()
         var stream: TLSStream?
         if let tls {
@@ -206,6 +225,7 @@ public final class WebSocketServer: @unchecked Sendable {
         let channel = SocketChannel(
             socket: socket, loop: loop, peerAddress: peer, tls: stream, transport: configuration.transport)
         let session = HTTPServerSession(channel: channel, server: self)
+        session.initialBytes = initialBytes
         lock.withLock { sessions[ObjectIdentifier(session)] = session }
         loop.execute { session.start() }
     }

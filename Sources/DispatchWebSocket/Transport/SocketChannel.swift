@@ -97,11 +97,23 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
 
     /// Starts reading. Call once, on the loop. `readNow` tries a read at once, for a socket
     /// whose first bytes have probably arrived already (a client's request right after accept):
-    /// it saves a wake-up of the event thread per connection.
-    func start(readNow: Bool = false) {
+    /// it saves a wake-up of the event thread per connection. `initialBytes` were read from the
+    /// socket before the library had it (``WebSocketServer/handleUpgrade(socket:initialBytes:)``):
+    /// they go first, exactly as if read here (through TLS on a TLS channel).
+    func start(readNow: Bool = false, initialBytes: [UInt8] = []) {
         guard state == .idle else { return }
         state = .open
         loop.runEvent {
+            if !initialBytes.isEmpty {
+                var bytes = initialBytes
+                bytes.withUnsafeMutableBytes { buffer in
+                    if let tls {
+                        receiveTLS(tls, UnsafeRawBufferPointer(buffer))
+                    } else {
+                        handler?.channelRead(buffer)
+                    }
+                }
+            }
             // Read before registering: registration reports bytes already waiting, which would
             // cost another wake-up and a read that finds nothing.
             if let tls, !tls.isHandshakeComplete, !readNow {
