@@ -56,7 +56,8 @@ final class ExampleContractTests: XCTestCase {
     }
 
     func testAutobahnClientRejectsAnUnknownOptionWithStatusTwo() throws {
-        let run = try ExampleProcess.run(try executable("AutobahnClient"), ["--no-such-option"], timeout: Self.processTimeout)
+        let run = try ExampleProcess.run(
+            try executable("AutobahnClient"), ["--no-such-option"], timeout: Self.processTimeout)
         XCTAssertEqual(run.status, 2, run.output)
         XCTAssertTrue(run.output.contains("usage: AutobahnClient"), run.output)
     }
