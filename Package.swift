@@ -47,6 +47,9 @@ let package = Package(
         ),
         .testTarget(name: "DispatchWebSocketTests", dependencies: ["DispatchWebSocket", "COpenSSL"]),
         .testTarget(name: "ChatServerTests", dependencies: ["ChatRoom", "DispatchWebSocket"]),
+        // Runs the example executables (found beside the test bundle) against their contracts;
+        // depending on them makes `swift test` build them first.
+        .testTarget(name: "ExamplesTests", dependencies: ["EchoServer", "EchoClient", "AutobahnClient", "ChatServer"]),
     ],
     swiftLanguageModes: [.v6]
 )

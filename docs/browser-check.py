@@ -10,8 +10,16 @@
 # (--ignore-certificate-errors-spki-list with its SPKI hash), not every certificate.
 #
 # Needs Debian's chromium and `pip install websocket-client`.
+# Exits 0 when every check passed and non-zero on the first failed one (CI runs it). The whole run
+# is bounded by BROWSER_CHECK_TIMEOUT seconds (default 300), after which it fails and cleans up.
 import base64, json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 import websocket
+
+def timed_out(*_):
+    raise SystemExit(f"FAILED: the browser check did not finish within {TIMEOUT} s")
+TIMEOUT = int(os.environ.get("BROWSER_CHECK_TIMEOUT", "300"))
+signal.signal(signal.SIGALRM, timed_out)
+signal.alarm(TIMEOUT)
 
 SERVER, SHOT = sys.argv[1], sys.argv[2]
 TLS = sys.argv[4:6] if len(sys.argv) >= 6 and sys.argv[3] == "--tls" else None
@@ -29,7 +37,10 @@ processes = []
 def start_server():
     tls_arguments = ["--tls-cert", TLS[0], "--tls-key", TLS[1]] if TLS else []
     server = subprocess.Popen([SERVER, "--port", str(PORT)] + tls_arguments, stdout=subprocess.PIPE, stderr=open(f"{temp}/server.log", "a"), text=True)
-    print("server:", server.stdout.readline().strip())
+    line = server.stdout.readline().strip()
+    print("server:", line)
+    if not line:
+        raise SystemExit(f"FAILED: the server printed nothing (exit status {server.poll()})")
     return server
 
 def start_browser(debug_port):
@@ -53,6 +64,8 @@ class Page:
                 break
             except Exception:
                 time.sleep(0.1)
+        else:
+            raise SystemExit(f"FAILED: Chromium's DevTools endpoint on port {debug_port} did not come up")
         self.ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=20)
         self.id = 0
         self.call("Emulation.setDeviceMetricsOverride", width=1100, height=750, deviceScaleFactor=1, mobile=False)

@@ -20,6 +20,8 @@ func printError(_ message: String) {
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
 
+let usage = "usage: AutobahnClient [--url ws[s]://127.0.0.1:9001] [--agent NAME] [--ca CA.pem] [--deflate] [--transport dispatch|poller]"
+
 struct Options {
     var url = "ws://127.0.0.1:9001"
     var agent = "DispatchWebSocket"
@@ -45,8 +47,11 @@ func parseOptions() -> Options {
                 printError("AutobahnClient: --transport is dispatch or poller")
                 exit(2)
             }
+        case "-h", "--help":
+            print(usage)
+            exit(0)
         default:
-            printError("usage: AutobahnClient [--url ws[s]://127.0.0.1:9001] [--agent NAME] [--ca CA.pem] [--deflate] [--transport dispatch|poller]")
+            printError(usage)
             exit(2)
         }
     }

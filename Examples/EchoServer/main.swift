@@ -107,15 +107,7 @@ server.onRequest = { request in
     }
 }
 
-do {
-    let address = try server.listen(host: options.host, port: options.port)
-    print("listening on \(address)")
-    fflush(nil)
-} catch {
-    printError("EchoServer: \(error)")
-    exit(1)
-}
-
+// Signals are handled before `listening` is printed: a supervisor may stop us right after it.
 signal(SIGTERM, SIG_IGN)
 signal(SIGINT, SIG_IGN)
 let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
@@ -124,5 +116,14 @@ for source in signals {
         server.shutDown { exit(0) }
     }
     source.resume()
+}
+
+do {
+    let address = try server.listen(host: options.host, port: options.port)
+    print("listening on \(address)")
+    fflush(nil)
+} catch {
+    printError("EchoServer: \(error)")
+    exit(1)
 }
 dispatchMain()

@@ -65,7 +65,8 @@ final class FlowControlTests: XCTestCase {
         // buffer, and what the two kernels hold (its send buffer, the client's receive buffer).
         let serverSendBuffer = onLoop(connection) { Self.bufferSize(connection.channel.socket.fd, SO_SNDBUF) }
         let bound = configuration.highWaterMark + (1 << 20) + EventLoop.readBufferSize
-            + serverSendBuffer + Self.bufferSize(client.fd, SO_RCVBUF) + (1 << 20)  // slack: frame headers, a partial read
+            + serverSendBuffer + Self.bufferSize(client.fd, SO_RCVBUF)
+            + (1 << 20)  // slack: frame headers, a partial read
         for _ in 0..<20 {  // samples over a while: the bound holds at every one
             let (read, queued) = onLoop(connection) { (connection.channel.bytesRead, connection.channel.bufferedAmount) }
             XCTAssertLessThanOrEqual(read, bound)

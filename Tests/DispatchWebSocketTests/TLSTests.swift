@@ -87,7 +87,8 @@ final class TLSTests: XCTestCase {
 
     func testCompressionOverTLS() throws {
         let fixture = try startTLSEchoServer { $0.perMessageDeflate = PerMessageDeflateOptions() }
-        let (_, events, connections, _) = connect("wss://127.0.0.1:\(fixture.port)/")  // the client offers deflate by default
+        // The client offers deflate by default.
+        let (_, events, connections, _) = connect("wss://127.0.0.1:\(fixture.port)/")
         let connection = connections.waitForCount(1)[0]
         XCTAssertTrue(connection.isSecure)
         XCTAssertTrue(connection.extensions.hasPrefix("permessage-deflate"), connection.extensions)

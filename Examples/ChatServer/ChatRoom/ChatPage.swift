@@ -1,3 +1,4 @@
+// swift-format-ignore-file
 /// The chat page: one self-contained HTML document (no CDN, nothing from the network).
 enum ChatPage {
     static let html = #"""

@@ -14,9 +14,13 @@ public final class WebSocket: @unchecked Sendable {
 
     /// The connection's state, as `WebSocket.readyState` in browsers.
     public enum ReadyState: Int, Sendable {
+        /// Connecting: the handshake is not complete yet.
         case connecting = 0
+        /// Open: messages can be sent and received.
         case open = 1
+        /// The closing handshake has started.
         case closing = 2
+        /// Closed, or the connection could not be opened.
         case closed = 3
     }
 
@@ -32,14 +36,25 @@ public final class WebSocket: @unchecked Sendable {
 
     /// The event kinds of `addEventListener`.
     public enum EventType: Sendable, Hashable {
-        case open, message, error, close
+        /// ``WebSocket/Event/open``.
+        case open
+        /// ``WebSocket/Event/message(_:)``.
+        case message
+        /// ``WebSocket/Event/error(_:)``.
+        case error
+        /// ``WebSocket/Event/close(_:)``.
+        case close
     }
 
     /// What a listener receives.
     public enum Event: Sendable {
+        /// The connection opened (as `onopen`).
         case open
+        /// A message arrived (as `onmessage`).
         case message(WebSocketMessage)
+        /// The connection failed (as `onerror`); a close event follows.
         case error(WebSocketError)
+        /// The connection closed (as `onclose`).
         case close(CloseEvent)
 
         var type: EventType {

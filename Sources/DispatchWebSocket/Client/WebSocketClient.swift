@@ -62,6 +62,7 @@ public final class WebSocketClient: @unchecked Sendable {
         /// Darwin, or what the environment variable `DISPATCHWEBSOCKET_TRANSPORT` says.
         public var transport: WebSocketTransport = .default
 
+        /// The defaults given for each setting.
         public init() {}
     }
 

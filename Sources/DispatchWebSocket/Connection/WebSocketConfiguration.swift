@@ -93,6 +93,7 @@ public struct WebSocketConfiguration: Sendable {
     /// "idle timeout", after an `onError` with code `.timeout`). Default: `nil` (no idle timeout).
     public var idleTimeout: Duration? = nil
 
+    /// The defaults given for each setting.
     public init() {}
 }
 

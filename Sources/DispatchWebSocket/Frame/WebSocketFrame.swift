@@ -11,9 +11,12 @@
 public struct WebSocketFrame: Sendable, Hashable {
     /// Whether this is the last frame of a message.
     public var fin: Bool
-    /// Reserved bits; they must be clear unless an extension gives them a meaning.
+    /// The first reserved bit (RSV1), which permessage-deflate sets on the first frame of a compressed
+    /// message. Reserved bits must be clear unless an extension gives them a meaning.
     public var rsv1: Bool
+    /// The second reserved bit; no extension here uses it.
     public var rsv2: Bool
+    /// The third reserved bit; no extension here uses it.
     public var rsv3: Bool
     /// What the frame carries.
     public var opcode: WebSocketOpcode

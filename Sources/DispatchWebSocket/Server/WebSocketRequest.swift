@@ -1,6 +1,6 @@
 /// A client's request to open a WebSocket: everything it asked for, and the decision.
 ///
-/// Delivered to ``WebSocketServer/onRequest``. Call ``accept(protocol:cookies:headers:)`` or
+/// Delivered to ``WebSocketServer/onRequest``. Call ``accept(protocol:cookies:headers:configure:)`` or
 /// ``reject(status:reason:headers:)`` exactly once, from any thread, during the event or later
 /// (an app may look something up first). Until then the socket is not read; the server's
 /// `handshakeTimeout` still bounds the wait.
@@ -157,6 +157,7 @@ public final class WebSocketRequest: @unchecked Sendable {
     /// - Parameters:
     ///   - status: the HTTP status, 403 by default.
     ///   - reason: the response body (plain text); the status's reason phrase when `nil`.
+    ///   - headers: extra response headers (e.g. `WWW-Authenticate` with a 401).
     public func reject(status: Int = 403, reason: String? = nil, headers: HTTPHeaders = [:]) {
         guard (try? decide()) != nil else { return }
         session.rejectUpgrade(status: status, reason: reason, headers: headers)

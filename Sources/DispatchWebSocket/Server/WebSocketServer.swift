@@ -69,6 +69,7 @@ public final class WebSocketServer: @unchecked Sendable {
         /// Darwin, or what the environment variable `DISPATCHWEBSOCKET_TRANSPORT` says.
         public var transport: WebSocketTransport = .default
 
+        /// The defaults given for each setting.
         public init() {}
     }
 

@@ -18,7 +18,10 @@ public struct TLSIdentity: Sendable, Hashable {
 
     /// A PEM certificate chain (leaf first, then intermediates) and a PEM private key (RSA, EC or
     /// Ed25519; PKCS#8 or traditional), read from files.
-    /// - Parameter password: the key's password, when the key is encrypted.
+    /// - Parameters:
+    ///   - certificateChain: the path of the PEM certificate chain.
+    ///   - privateKey: the path of the PEM private key.
+    ///   - password: the key's password, when the key is encrypted.
     public static func pemFiles(certificateChain: String, privateKey: String, password: String? = nil) -> TLSIdentity {
         TLSIdentity(source: .files(certificateChain: certificateChain, privateKey: privateKey), password: password)
     }

@@ -121,6 +121,8 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether both are the same address and port (byte for byte).
     public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool { lhs.storage == rhs.storage }
+    /// Hashes the address and port.
     public func hash(into hasher: inout Hasher) { hasher.combine(storage) }
 }
