@@ -18,7 +18,7 @@ import Darwin
 
 let usage = """
     usage: ChatServer [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--any-origin] [--tls-cert FILE --tls-key FILE]
-                      [--redis URL] [--reuse-port]
+                      [--redis URL] [--reuse-port] [--rate-limit N]
       --host HOST            address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)
       --port PORT            port to listen on (default 8080, or $PORT; 0 picks a free one)
       --allow-origin ORIGIN  also accept pages from ORIGIN, e.g. http://localhost:3000 (repeatable)
@@ -28,6 +28,7 @@ let usage = """
       --redis URL            share the room with every instance on this Redis: redis://HOST:PORT[/DB]
                              (or $REDIS_URL); without it the instance is on its own
       --reuse-port           let other instances listen on the same port (Linux SO_REUSEPORT)
+      --rate-limit N         messages a connection may send per 10 s (default 10; load tests raise it)
     """
 
 func fail(_ message: String) -> Never {
@@ -65,6 +66,9 @@ func parseConfiguration() -> ChatServer.Configuration {
             redis = url
         case "--reuse-port":
             configuration.reusePort = true
+        case "--rate-limit":
+            guard let text = arguments.popFirst(), let limit = Int(text), limit > 0 else { fail("--rate-limit needs a positive number") }
+            configuration.rateLimit = limit
         case "--tls-cert":
             guard let path = arguments.popFirst() else { fail("--tls-cert needs a file") }
             certificate = path

@@ -15,8 +15,10 @@ struct ChatEvent: Codable, Sendable, Equatable {
 /// history live. ``ChatServer`` calls it on its `room` queue and it calls back on `room` too.
 protocol ChatBus: AnyObject, Sendable {
     /// Starts; `deliver` gets other instances' events, in the order the bus delivers them,
-    /// and `presence` the full set of other instances' users whenever it is re-read.
-    func start(deliver: @escaping @Sendable (ChatEvent) -> Void, presence: @escaping @Sendable ([String: Set<String>]) -> Void)
+    /// and `presence` the set of other instances' users whenever it is re-read, with `settled`
+    /// `false` while it may still be incomplete (just after Redis came back, before every
+    /// instance has re-registered): then it may add users but must not remove any.
+    func start(deliver: @escaping @Sendable (ChatEvent) -> Void, presence: @escaping @Sendable (_ users: [String: Set<String>], _ settled: Bool) -> Void)
     /// Reserves `name` (already checked against this instance's members) and fetches the
     /// history for the newcomer: `taken` when another instance holds it, `history` `nil` when
     /// the bus has none to offer (the room's own is used).
@@ -32,7 +34,7 @@ protocol ChatBus: AnyObject, Sendable {
 
 /// No bus: one instance on its own, exactly as before Redis support.
 final class LocalChatBus: ChatBus {
-    func start(deliver: @escaping @Sendable (ChatEvent) -> Void, presence: @escaping @Sendable ([String: Set<String>]) -> Void) {}
+    func start(deliver: @escaping @Sendable (ChatEvent) -> Void, presence: @escaping @Sendable ([String: Set<String>], Bool) -> Void) {}
     func claim(_ name: String, completion: @escaping @Sendable (Bool, [ChatProtocol.Line]?) -> Void) { completion(false, nil) }
     func release(_ name: String) {}
     func publish(_ event: ChatEvent) {}

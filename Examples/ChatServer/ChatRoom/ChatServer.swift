@@ -70,6 +70,10 @@ public final class ChatServer: @unchecked Sendable {
     private var history: [ChatProtocol.Line] = []
     /// Other instances' users, by instance (always empty without Redis).
     private var remoteUsers: [String: Set<String>] = [:]
+    /// Other instances' joins and leaves heard in the last few heartbeats, by instance and name:
+    /// newer than a presence snapshot that may have been read before them.
+    private var recentEvents: [RemoteUser: (joined: Bool, at: DispatchTime)] = [:]
+    private struct RemoteUser: Hashable { var instance: String, name: String }
     /// Members whose nickname claim is on its way to Redis.
     private var claiming: Set<ObjectIdentifier> = []
     private let bus: ChatBus
@@ -115,7 +119,7 @@ public final class ChatServer: @unchecked Sendable {
         room.async { [self] in
             bus.start(
                 deliver: { [self] event in deliver(event) },
-                presence: { [self] snapshot in presenceChanged(snapshot) })
+                presence: { [self] snapshot, settled in presenceChanged(snapshot, settled: settled) })
         }
         return try server.listen(host: configuration.host, port: configuration.port)
     }
@@ -246,18 +250,30 @@ public final class ChatServer: @unchecked Sendable {
             broadcast(.message(line))
         case .joined:
             remoteUsers[event.instance, default: []].insert(event.name)
+            recentEvents[RemoteUser(instance: event.instance, name: event.name)] = (true, .now())
             broadcast(.joined(name: event.name, users: users))
         case .left:
             remoteUsers[event.instance]?.remove(event.name)
+            recentEvents[RemoteUser(instance: event.instance, name: event.name)] = (false, .now())
             broadcast(.left(name: event.name, users: users))
         }
     }
 
     /// The presence heartbeat re-read every other instance's users: announce the differences
     /// (an instance that crashed, users who came or went while Redis was unreachable).
-    private func presenceChanged(_ snapshot: [String: Set<String>]) {
+    private func presenceChanged(_ snapshot: [String: Set<String>], settled: Bool) {
         let before = Set(remoteUsers.values.joined())
-        remoteUsers = snapshot
+        var merged = snapshot
+        if !settled {
+            for (instance, names) in remoteUsers { merged[instance, default: []].formUnion(names) }
+        }
+        // The snapshot may have been read just before a join or leave that has reached us already.
+        let horizon = DispatchTime.now() - .milliseconds(3 * Int(RedisChatBus.milliseconds(configuration.presenceHeartbeat)))
+        recentEvents = recentEvents.filter { $0.value.at > horizon }
+        for (user, event) in recentEvents {
+            if event.joined { merged[user.instance, default: []].insert(user.name) } else { merged[user.instance]?.remove(user.name) }
+        }
+        remoteUsers = merged.filter { !$0.value.isEmpty }
         let after = Set(remoteUsers.values.joined())
         let local = Set(localUsers)
         for name in before.subtracting(after).subtracting(local).sorted() { broadcast(.left(name: name, users: users)) }

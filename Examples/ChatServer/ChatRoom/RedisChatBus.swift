@@ -28,7 +28,10 @@ final class RedisChatBus: ChatBus, @unchecked Sendable {
     private let log: @Sendable (String) -> Void
     private var localNames: [String] = []
     private var timer: DispatchSourceTimer?
-    private var presence: (@Sendable ([String: Set<String>]) -> Void)?
+    private var presence: (@Sendable ([String: Set<String>], Bool) -> Void)?
+    /// Until then (one TTL after connecting) a presence snapshot may lack instances that have not
+    /// re-registered yet after a Redis restart, so it must not make users disappear.
+    private var settledAfter = DispatchTime.now()
 
     private var channel: String { "\(settings.keyPrefix):events" }
     private var historyKey: String { "\(settings.keyPrefix):history" }
@@ -58,7 +61,7 @@ final class RedisChatBus: ChatBus, @unchecked Sendable {
         subscriber = RedisConnection(configuration: configuration, role: .subscriber, label: "chat.redis.subscriber")
     }
 
-    func start(deliver: @escaping @Sendable (ChatEvent) -> Void, presence: @escaping @Sendable ([String: Set<String>]) -> Void) {
+    func start(deliver: @escaping @Sendable (ChatEvent) -> Void, presence: @escaping @Sendable ([String: Set<String>], Bool) -> Void) {
         self.presence = presence
         let instance = settings.instance
         let room = self.room
@@ -78,7 +81,10 @@ final class RedisChatBus: ChatBus, @unchecked Sendable {
         commands.onStateChange = { [weak self] connected, reason in
             log(connected ? "redis: connected to \(url)" : "redis: connection lost (\(reason ?? "")); reconnecting, local chat goes on")
             guard connected, let self else { return }
-            room.async { self.heartbeat() }
+            room.async {
+                self.settledAfter = .now() + .milliseconds(Int(Self.milliseconds(self.settings.presenceTTL)))
+                self.heartbeat()
+            }
         }
         subscriber.subscribe([channel])
         subscriber.start()
@@ -173,7 +179,10 @@ final class RedisChatBus: ChatBus, @unchecked Sendable {
         let found = LockedBox<[String: Set<String>]>([:])
         let room = self.room
         guard !instances.isEmpty else {
-            return room.async { [weak self] in self?.presence?([:]) }
+            return room.async { [weak self] in
+                guard let self else { return }
+                presence?([:], DispatchTime.now() >= settledAfter)
+            }
         }
         for (index, instance) in instances.enumerated() {
             commands.send(["SMEMBERS", presenceKey(instance)]) { [weak self] result in
@@ -185,7 +194,7 @@ final class RedisChatBus: ChatBus, @unchecked Sendable {
                 guard case .success = result else { return }
                 let snapshot = found.value
                 guard let self else { return }
-                room.async { self.presence?(snapshot) }
+                room.async { self.presence?(snapshot, DispatchTime.now() >= self.settledAfter) }
             }
         }
     }
