@@ -131,9 +131,6 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    /// Whether the connection is up now (on ``queue``, or as a snapshot from elsewhere).
-    public var isConnected: Bool { queue.sync { isUp } }
-
     // MARK: Connecting (on `queue`)
 
     private func connect() {
