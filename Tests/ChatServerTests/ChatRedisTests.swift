@@ -37,6 +37,13 @@ final class ChatRedisTests: XCTestCase {
         XCTFail("\(count) instances did not register on Redis", file: file, line: line)
     }
 
+    /// The list of users in the last welcome, joined or left `user` got. Another instance's
+    /// users may reach the list a little after one's own welcome (by their join event or the next
+    /// heartbeat), which then announces them: tests wait on this rather than on the welcome alone.
+    private func latestUsers(_ user: ChatUser) -> [String]? {
+        user.messages.last { $0["users"] != nil }?["users"] as? [String]
+    }
+
     private func texts(_ user: ChatUser) -> [String] {
         user.messages(ofType: "message").compactMap { $0["text"] as? String }
     }
@@ -80,7 +87,7 @@ final class ChatRedisTests: XCTestCase {
         cat.join("Cat")
         let ada = ChatUser(port: portA)
         ada.join("Ada")
-        XCTAssertEqual(ada.messages(ofType: "welcome").first?["users"] as? [String], ["Ada", "Cat"])
+        ada.wait { self.latestUsers($0) == ["Ada", "Cat"] }
         cat.wait { $0.messages(ofType: "joined").contains { ($0["name"] as? String) == "Ada" && ($0["users"] as? [String]) == ["Ada", "Cat"] } }
         for i in 1...3 { ada.send(["type": "message", "text": "line \(i)"]) }
         cat.wait { self.texts($0).count == 3 }
@@ -91,10 +98,12 @@ final class ChatRedisTests: XCTestCase {
         let dan = ChatUser(port: portC)
         dan.join("Dan")
         let welcome = try XCTUnwrap(dan.messages(ofType: "welcome").first)
-        XCTAssertEqual(welcome["users"] as? [String], ["Ada", "Cat", "Dan"])
+        dan.wait { self.latestUsers($0) == ["Ada", "Cat", "Dan"] }
         let history = (welcome["history"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String }
         XCTAssertEqual(history, ["line 1", "line 2", "line 3"])
 
+        // Dan's join and Ada's leave come from two instances: let the first arrive before the second.
+        cat.wait { $0.messages(ofType: "joined").contains { ($0["name"] as? String) == "Dan" } }
         ada.close()
         for user in [cat, dan] {
             user.wait { $0.messages(ofType: "left").contains { ($0["name"] as? String) == "Ada" && ($0["users"] as? [String]) == ["Cat", "Dan"] } }
@@ -132,10 +141,14 @@ final class ChatRedisTests: XCTestCase {
         XCTAssertTrue(impostor.messages(ofType: "welcome").isEmpty)
         ada.close()
         ada.wait { $0.closeCode != nil }
-        // Released on leaving: now B may give it out.
+        // Released on leaving: now B may give it out (once it has heard that Ada left).
         let deadline = Date() + 10
         while (try? redis.command(["EXISTS", "chat:nick:ada"])) != ":0" && Date() < deadline { usleep(20_000) }
-        impostor.join("ADA")
+        XCTAssertEqual(try redis.command(["EXISTS", "chat:nick:ada"]), ":0")
+        for _ in 0..<50 where impostor.messages(ofType: "welcome").isEmpty {
+            impostor.join("ADA")
+            usleep(50_000)
+        }
         XCTAssertEqual(impostor.messages(ofType: "welcome").first?["name"] as? String, "ADA")
     }
 
