@@ -5,6 +5,7 @@
 /// decoder must not be used again (the connection is dropped). RESP3 attribute maps (`|`) are
 /// parsed and dropped: they annotate the value that follows.
 public struct RESPDecoder: Sendable {
+    /// Bounds on what a server may send; each has a default far above what a chat needs.
     public struct Limits: Sendable {
         /// The longest bulk, verbatim or blob-error string. Default: 64 MiB (Redis itself allows
         /// up to 512 MiB; a chat never sends that much).
@@ -15,13 +16,16 @@ public struct RESPDecoder: Sendable {
         public var maxDepth = 32
         /// The longest line (simple string, error, number, length header). Default: 64 KiB.
         public var maxLineLength = 64 * 1024
+        /// The defaults.
         public init() {}
     }
 
+    /// The bounds this decoder enforces.
     public let limits: Limits
     private var buffer: [UInt8] = []
     private var start = 0
 
+    /// A decoder with nothing buffered.
     public init(limits: Limits = Limits()) {
         self.limits = limits
     }
@@ -29,10 +33,12 @@ public struct RESPDecoder: Sendable {
     /// Bytes received and not yet consumed as values.
     public var bufferedCount: Int { buffer.count - start }
 
+    /// Buffers bytes read from the server (copied: the caller's buffer may be reused).
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         buffer.append(contentsOf: bytes)
     }
 
+    /// Buffers bytes read from the server.
     public mutating func append(_ bytes: [UInt8]) {
         buffer.append(contentsOf: bytes)
     }

@@ -46,6 +46,8 @@ public enum RESPValue: Sendable, Hashable {
 
 /// A key and its value in a RESP3 map.
 public struct RESPPair: Sendable, Hashable {
+    /// The key.
     public var key: RESPValue
+    /// Its value.
     public var value: RESPValue
 }

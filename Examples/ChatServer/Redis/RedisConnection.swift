@@ -18,6 +18,7 @@ import DispatchWebSocket
 public final class RedisConnection: @unchecked Sendable {
     // @unchecked Sendable: mutable state is confined to `queue`.
 
+    /// What the connection is for.
     public enum Role: Sendable {
         /// Commands and their replies.
         case commands
@@ -25,7 +26,9 @@ public final class RedisConnection: @unchecked Sendable {
         case subscriber
     }
 
+    /// Connection settings; every limit and delay has a default.
     public struct Configuration: Sendable {
+        /// Where Redis is, and the credentials and database to use.
         public var url: RedisURL
         /// 2 speaks RESP2; 3 sends `HELLO 3` first (Redis 6 and later) and gets RESP3 replies,
         /// pub/sub messages arriving as push values. Default: 2.
@@ -41,12 +44,16 @@ public final class RedisConnection: @unchecked Sendable {
         public var maxPendingCommands = 100_000
         /// Bounds on what the server may send. See ``RESPDecoder/Limits``.
         public var limits = RESPDecoder.Limits()
+        /// The defaults, for `url`.
         public init(url: RedisURL) { self.url = url }
     }
 
+    /// Receives a command's reply, on ``RedisConnection/queue``.
     public typealias Completion = @Sendable (Result<RESPValue, RedisError>) -> Void
 
+    /// The settings it was made with.
     public let configuration: Configuration
+    /// Commands or pub/sub.
     public let role: Role
     /// Runs `onStateChange` and command completions.
     public let queue: DispatchQueue
@@ -72,6 +79,7 @@ public final class RedisConnection: @unchecked Sendable {
     private var reportedDown = false
     private var isUp = false
 
+    /// A connection that does nothing until ``start()``; `label` names its queue.
     public init(configuration: Configuration, role: Role = .commands, label: String = "redis") {
         self.configuration = configuration
         self.role = role

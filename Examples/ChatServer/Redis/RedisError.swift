@@ -10,6 +10,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A `redis://` URL that cannot be used.
     case invalidURL(String)
 
+    /// A readable message.
     public var description: String {
         switch self {
         case .protocolViolation(let text): return "redis protocol error: \(text)"

@@ -1,16 +1,24 @@
 /// Where a Redis server is: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (port 6379, database 0
 /// by default; IPv6 hosts in brackets).
 public struct RedisURL: Sendable, Equatable {
+    /// A host name or numeric address.
     public var host: String
+    /// The TCP port (default 6379).
     public var port: Int
+    /// The database `SELECT`ed after connecting (default 0).
     public var database: Int
+    /// The ACL user for `AUTH` (Redis 6+); `nil` authenticates as `default`.
     public var username: String?
+    /// The password for `AUTH`; `nil` sends no `AUTH`.
     public var password: String?
 
+    /// A location from its parts.
     public init(host: String, port: Int = 6379, database: Int = 0, username: String? = nil, password: String? = nil) {
         (self.host, self.port, self.database, self.username, self.password) = (host, port, database, username, password)
     }
 
+    /// Parses `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`; anything else throws
+    /// ``RedisError/invalidURL(_:)``.
     public init(parsing text: String) throws(RedisError) {
         guard text.hasPrefix("redis://") else { throw .invalidURL("\(text): only redis:// is supported") }
         var rest = Substring(text.dropFirst("redis://".count))
