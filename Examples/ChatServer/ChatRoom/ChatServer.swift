@@ -124,10 +124,11 @@ public final class ChatServer: @unchecked Sendable {
         return try server.listen(host: configuration.host, port: configuration.port)
     }
 
-    /// Closes every connection with 1001 "server shutting down", stops listening, then calls `completion`.
+    /// Stops listening, closes every connection with 1001 "server shutting down", then calls
+    /// `completion`. Listening stops first, so that with `reusePort` new clients (and the ones
+    /// closed here, reconnecting) reach the other instances on the port: a rolling restart.
     public func shutDown(completion: @escaping @Sendable () -> Void) {
         room.async { [self] in bus.stop() }
-        server.closeAllConnections(code: .goingAway, description: "server shutting down")
         server.shutDown(completion: completion)
     }
 
