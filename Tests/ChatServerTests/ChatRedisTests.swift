@@ -203,3 +203,82 @@ final class ChatRedisTests: XCTestCase {
         XCTAssertEqual(try redis.command(["GET", "chat:nick:bob"], wholeReply: true), "$1\r\nB\r\n")
     }
 }
+
+/// A member that never reads is the library's problem (its queue, then 1008), not Redis's: the
+/// other members on its instance get every message and the instance's subscriber is never cut.
+final class ChatRedisSlowMemberTests: XCTestCase {
+    func testAMemberThatStopsReadingDoesNotHoldUpTheSubscriber() throws {
+        let redis = try RedisServerProcess(self)
+        var instances: [Int] = []
+        for name in ["A", "B"] {
+            var configuration = ChatServer.Configuration()
+            configuration.port = 0
+            configuration.rateLimit = 100_000
+            configuration.redis = try RedisURL(parsing: redis.url)
+            configuration.instanceID = name
+            let chat = ChatServer(configuration: configuration)
+            instances.append(try chat.start().port)
+            addTeardownBlock {
+                let done = DispatchSemaphore(value: 0)
+                chat.shutDown { done.signal() }
+                _ = done.wait(timeout: .now() + 15)
+            }
+        }
+        let deadline = Date() + 20
+        while (try? redis.command(["PUBSUB", "NUMSUB", "chat:events"], wholeReply: true))?.hasSuffix(":2\r\n") != true
+            && Date() < deadline { usleep(20_000) }
+        let stalled = try StalledChatMember(port: instances[1], name: "Sid")
+        let ada = ChatUser(port: instances[0]), bob = ChatUser(port: instances[1])
+        ada.join("Ada")
+        bob.join("Bob")
+        let line = String(repeating: "x", count: 990)
+        for i in 0..<1500 { ada.send(["type": "message", "text": "\(i) \(line)"]) }  // 1.5 MB, past Sid's 1 MiB queue
+        bob.wait { $0.messages(ofType: "message").count == 1500 }
+        let numbers = bob.messages(ofType: "message").compactMap { ($0["text"] as? String)?.split(separator: " ").first }
+        XCTAssertEqual(numbers.map(String.init), (0..<1500).map(String.init))
+        // Both instances' subscribers are still the same connections.
+        let clients = try redis.command(["CLIENT", "LIST", "TYPE", "pubsub"], wholeReply: true)
+        XCTAssertEqual(clients.components(separatedBy: "cmd=subscribe").count - 1, 2, clients)
+        withExtendedLifetime(stalled) {}
+    }
+}
+
+/// A chat member on a raw socket with a tiny receive buffer that joins and then never reads.
+final class StalledChatMember {
+    private let fd: Int32
+
+    init(port: Int, name: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var small: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        try write(Array(("GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n").utf8))
+        var head: [UInt8] = []
+        var byte: UInt8 = 0
+        while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            guard recv(fd, &byte, 1, 0) == 1 else { close(fd); throw POSIXError(.ECONNRESET) }
+            head.append(byte)
+        }
+        guard String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 101") else { close(fd); throw POSIXError(.EPROTO) }
+        // One masked text frame (mask 0: the payload goes as is) with the join.
+        let join = Array(#"{"type":"join","name":"\#(name)"}"#.utf8)
+        try write([0x81, 0x80 | UInt8(join.count), 0, 0, 0, 0] + join)
+    }
+
+    private func write(_ bytes: [UInt8]) throws {
+        let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        guard sent == bytes.count else { throw POSIXError(.EPIPE) }
+    }
+
+    deinit { close(fd) }
+}
