@@ -96,6 +96,54 @@ final class RedisConnectionTests: XCTestCase {
     }
 }
 
+/// Bytes that are not RESP, from a fake server: a typed error, the connection dropped and retried.
+final class RedisConnectionGarbageTests: XCTestCase {
+    func testGarbageFromTheServerIsAProtocolErrorAndTheConnectionIsRetried() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        XCTAssertTrue(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let accepted = Events()
+        let serving = DispatchGroup()
+        serving.enter()
+        DispatchQueue.global().async {
+            defer { serving.leave() }
+            for _ in 0..<2 {  // two connections: the first attempt and the retry
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { return }
+                accepted.append("connection")
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                _ = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }  // the PING
+                let garbage = Array("@not resp\r\n".utf8)
+                _ = garbage.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                usleep(100_000)
+                close(client)
+            }
+        }
+        var configuration = RedisConnection.Configuration(url: RedisURL(host: "127.0.0.1", port: port))
+        configuration.initialBackoff = .milliseconds(20)
+        let connection = RedisConnection(configuration: configuration)
+        let events = Events()
+        connection.onStateChange = { connected, reason in events.append(connected ? "up" : "down: \(reason ?? "")") }
+        connection.start()
+        accepted.wait { $0.count == 2 }
+        events.wait { !$0.isEmpty }
+        connection.close()
+        serving.wait()
+        close(listener)
+        XCTAssertEqual(events.all.count, 1, "reported once: \(events.all)")
+        XCTAssertTrue(events.all.first?.hasPrefix("down: redis protocol error: unknown type byte 0x40") == true, "\(events.all)")
+    }
+}
+
 /// A thread-safe list of strings that tests wait on (bounded waits: hang guards, not timings).
 final class Events: @unchecked Sendable {
     private let lock = NSLock()
