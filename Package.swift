@@ -20,14 +20,20 @@ let package = Package(
             name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]),
         .target(name: "DispatchWebSocket", dependencies: ["COpenSSL", "CZlib"]),
+        // The chat example's Redis client (RESP2/RESP3 on the library's own transport).
+        .target(
+            name: "ChatRedis",
+            dependencies: ["DispatchWebSocket"],
+            path: "Examples/ChatServer/Redis"
+        ),
         .target(
             name: "ChatRoom",
-            dependencies: ["DispatchWebSocket"],
+            dependencies: ["ChatRedis", "DispatchWebSocket"],
             path: "Examples/ChatServer/ChatRoom"
         ),
         .executableTarget(
             name: "ChatServer",
-            dependencies: ["ChatRoom", "DispatchWebSocket"],
+            dependencies: ["ChatRoom", "ChatRedis", "DispatchWebSocket"],
             path: "Examples/ChatServer/App"
         ),
         .executableTarget(
@@ -46,7 +52,7 @@ let package = Package(
             path: "Examples/AutobahnClient"
         ),
         .testTarget(name: "DispatchWebSocketTests", dependencies: ["DispatchWebSocket", "COpenSSL"]),
-        .testTarget(name: "ChatServerTests", dependencies: ["ChatRoom", "DispatchWebSocket"]),
+        .testTarget(name: "ChatServerTests", dependencies: ["ChatRoom", "ChatRedis", "DispatchWebSocket"]),
         // Runs the example executables (found beside the test bundle) against their contracts;
         // depending on them makes `swift test` build them first.
         .testTarget(name: "ExamplesTests", dependencies: ["EchoServer", "EchoClient", "AutobahnClient", "ChatServer"]),

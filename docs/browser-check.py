@@ -9,6 +9,14 @@
 # With --tls the server serves https:// and wss://; Chromium trusts exactly that certificate's key
 # (--ignore-certificate-errors-spki-list with its SPKI hash), not every certificate.
 #
+#   python3 docs/browser-check.py .build/debug/ChatServer /tmp/chat-redis.png --redis
+#
+# With --redis it starts its own redis-server on a free port and two ChatServer instances on it
+# (--redis redis://127.0.0.1:PORT), and checks instead: a page on each instance, messages both
+# ways, a nickname taken on one instance refused on the other, a late joiner on the other
+# instance getting the shared history, and Redis killed and restarted — local chat goes on,
+# cross-instance chat resumes by itself.
+#
 # Needs Debian's chromium and `pip install websocket-client`.
 # Exits 0 when every check passed and non-zero on the first failed one (CI runs it). The whole run
 # is bounded by BROWSER_CHECK_TIMEOUT seconds (default 300), after which it fails and cleans up.
@@ -23,6 +31,7 @@ signal.alarm(TIMEOUT)
 
 SERVER, SHOT = sys.argv[1], sys.argv[2]
 TLS = sys.argv[4:6] if len(sys.argv) >= 6 and sys.argv[3] == "--tls" else None
+REDIS = len(sys.argv) >= 4 and sys.argv[3] == "--redis"
 PORT = 8099
 URL = f"{'https' if TLS else 'http'}://127.0.0.1:{PORT}/"
 
@@ -100,6 +109,107 @@ def check(condition, what):
     print(("ok      " if condition else "FAILED  ") + what)
     if not condition:
         raise SystemExit(1)
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+def redis_check():
+    redis_port = free_port()
+    def start_redis():
+        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                import socket
+                with socket.create_connection(("127.0.0.1", redis_port), timeout=1) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        return redis
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("redis-server did not start")
+    redis = start_redis()
+    ports = (PORT, PORT + 1)
+    servers = []
+    for port in ports:
+        server = subprocess.Popen([SERVER, "--port", str(port), "--redis", f"redis://127.0.0.1:{redis_port}"],
+                                  stdout=subprocess.PIPE, stderr=open(f"{temp}/server.log", "a"), text=True)
+        print("server:", server.stdout.readline().strip())
+        servers.append(server)
+    try:
+        time.sleep(0.5)  # both instances subscribed
+        a, b = (f"http://127.0.0.1:{port}/" for port in ports)
+        alice, bob = Page(start_browser(9311)), Page(start_browser(9312))
+        alice.call("Page.navigate", url=a + "?name=Alice")
+        bob.call("Page.navigate", url=b + "?name=Bob")
+        for page in (alice, bob):
+            page.wait("document.getElementById('join').classList.contains('hidden')", "joined")
+        alice.wait("document.getElementById('users').innerText.includes('Bob')", "Alice (instance A) sees Bob (instance B) online")
+        bob.wait("document.getElementById('users').innerText.includes('Alice')", "Bob sees Alice online")
+        check(True, "a page on each instance: both list both users")
+        alice.say("Hi Bob, I am on instance A.")
+        bob.wait("document.getElementById('log').innerText.includes('on instance A')", "Bob receives Alice's message")
+        bob.say("Hi Alice, and I am on instance B. Redis carries every message between us.")
+        alice.wait("document.getElementById('log').innerText.includes('on instance B')", "Alice receives Bob's message")
+        check(alice.eval("document.getElementById('log').innerText.split('on instance A').length") == 2,
+              "messages travel both ways across instances, each shown once")
+        carol = Page(9312, new=True)
+        carol.call("Page.navigate", url=b + "?name=alice")
+        carol.wait("document.getElementById('joinError').textContent.includes('taken')", "Alice's nickname refused on B")
+        check(True, "a nickname taken on A is refused on B: " + carol.eval("document.getElementById('joinError').textContent"))
+
+        redis.kill()
+        redis.wait()
+        ann = Page(9311, new=True)
+        ann.call("Page.navigate", url=a + "?name=Ann")
+        ann.wait("document.getElementById('join').classList.contains('hidden')", "Ann joins on A while Redis is down")
+        ann.say("Redis is down, but A still works.")
+        alice.wait("document.getElementById('log').innerText.includes('A still works')", "local chat while Redis is down")
+        check(True, "Redis killed: chat on one instance goes on")
+        redis = start_redis()
+        deadline = time.time() + 20
+        attempt = 0
+        while time.time() < deadline:  # until both instances have reconnected and resubscribed
+            attempt += 1
+            alice.say(f"Redis is back ({attempt}).")
+            time.sleep(0.5)
+            if bob.eval(f"document.getElementById('log').innerText.includes('Redis is back ({attempt}).')"):
+                break
+        else:
+            raise SystemExit("FAILED: cross-instance chat did not resume")
+        check(True, f"Redis restarted: cross-instance chat resumes (message {attempt})")
+        bob.say("Welcome back, everyone.")
+        alice.wait("document.getElementById('log').innerText.includes('Welcome back, everyone')", "Alice receives Bob's message")
+        erin = Page(start_browser(9313))
+        erin.call("Page.navigate", url=b + "?name=Erin")
+        erin.wait("document.getElementById('log').innerText.includes('Welcome back, everyone')", "Erin gets the shared history")
+        check("A still works" not in erin.text("log"),
+              "a latecomer on B gets the history kept in Redis (since its restart)")
+        time.sleep(0.3)
+        shot = alice.call("Page.captureScreenshot", format="png")
+        open(SHOT, "wb").write(base64.b64decode(shot["data"]))
+        print("screenshot:", SHOT)
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(10)
+            except Exception:
+                server.kill()
+        redis.kill()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait()
+        print("server log:\n" + open(f"{temp}/server.log").read())
+        shutil.rmtree(temp, ignore_errors=True)
+
+if REDIS:
+    redis_check()
+    sys.exit(0)
 
 server = start_server()
 try:

@@ -2,8 +2,11 @@
 //
 //   swift run ChatServer [--host 127.0.0.1] [--port 8080] [--allow-origin ORIGIN]... [--any-origin]
 //                        [--tls-cert CHAIN.pem --tls-key KEY.pem]      # https:// and wss://
+//                        [--redis redis://HOST:PORT[/DB]]              # one room across instances
 //
-// The PORT environment variable sets the port too (the flag wins). Open the printed URL.
+// The PORT and REDIS_URL environment variables set the port and Redis too (the flags win).
+// Open the printed URL.
+import ChatRedis
 import ChatRoom
 import DispatchWebSocket
 import Dispatch
@@ -15,12 +18,17 @@ import Darwin
 
 let usage = """
     usage: ChatServer [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--any-origin] [--tls-cert FILE --tls-key FILE]
+                      [--redis URL] [--reuse-port] [--rate-limit N]
       --host HOST            address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)
       --port PORT            port to listen on (default 8080, or $PORT; 0 picks a free one)
       --allow-origin ORIGIN  also accept pages from ORIGIN, e.g. http://localhost:3000 (repeatable)
       --any-origin           accept pages from any origin
       --tls-cert FILE        PEM certificate chain: serve https:// and wss:// (needs --tls-key)
       --tls-key FILE         PEM private key of that certificate
+      --redis URL            share the room with every instance on this Redis: redis://HOST:PORT[/DB]
+                             (or $REDIS_URL); without it the instance is on its own
+      --reuse-port           let other instances listen on the same port (Linux SO_REUSEPORT)
+      --rate-limit N         messages a connection may send per 10 s (default 10; load tests raise it)
     """
 
 func fail(_ message: String) -> Never {
@@ -39,6 +47,7 @@ func parseConfiguration() -> ChatServer.Configuration {
     var certificate: String?
     var key: String?
     if let value = getenv("PORT") { configuration.port = port(String(cString: value)) }
+    var redis = getenv("REDIS_URL").map { String(cString: $0) }
     var arguments = CommandLine.arguments.dropFirst()
     while let argument = arguments.popFirst() {
         switch argument {
@@ -52,6 +61,14 @@ func parseConfiguration() -> ChatServer.Configuration {
             configuration.allowedOrigins.insert(origin)
         case "--any-origin":
             configuration.allowAnyOrigin = true
+        case "--redis":
+            guard let url = arguments.popFirst() else { fail("--redis needs a URL") }
+            redis = url
+        case "--reuse-port":
+            configuration.reusePort = true
+        case "--rate-limit":
+            guard let text = arguments.popFirst(), let limit = Int(text), limit > 0 else { fail("--rate-limit needs a positive number") }
+            configuration.rateLimit = limit
         case "--tls-cert":
             guard let path = arguments.popFirst() else { fail("--tls-cert needs a file") }
             certificate = path
@@ -63,6 +80,13 @@ func parseConfiguration() -> ChatServer.Configuration {
             exit(0)
         default:
             fail("unknown argument \(argument)\n\(usage)")
+        }
+    }
+    if let redis, !redis.isEmpty {
+        do throws(RedisError) {
+            configuration.redis = try RedisURL(parsing: redis)
+        } catch {
+            fail("\(error)")
         }
     }
     switch (certificate, key) {

@@ -1,3 +1,4 @@
+import ChatRedis
 import DispatchWebSocket
 import Foundation
 
@@ -29,6 +30,24 @@ public final class ChatServer: @unchecked Sendable {
         public var historySize = 50
         /// Invalid messages (malformed, too long, too fast…) before the connection is closed with 1008.
         public var maxErrors = 5
+        /// Share the room with every other instance on this Redis (see README, "ChatServer on
+        /// Redis"). Default: `nil` — this instance on its own.
+        public var redis: RedisURL? = nil
+        /// Listen with `SO_REUSEPORT`, so that several instances share one port (Linux spreads
+        /// the connections over them). Default: `false`.
+        public var reusePort = false
+        /// This instance's name on Redis: its events carry it (so it drops its own echo) and its
+        /// presence is kept under it. Default: a random UUID.
+        public var instanceID = UUID().uuidString
+        /// The prefix of every Redis key and channel, so that several rooms can share a server.
+        /// Default: `chat`.
+        public var redisKeyPrefix = "chat"
+        /// How often an instance re-registers its users and nicknames on Redis. Default: 5 s.
+        public var presenceHeartbeat: Duration = .seconds(5)
+        /// How long an instance's presence and nicknames outlive its last heartbeat: a crashed
+        /// instance's users disappear from the others' lists within this plus one heartbeat.
+        /// Default: 15 s.
+        public var presenceTTL: Duration = .seconds(15)
         public init() {}
     }
 
@@ -49,6 +68,15 @@ public final class ChatServer: @unchecked Sendable {
     private let room = DispatchQueue(label: "chat.room")
     private var members: [ObjectIdentifier: Member] = [:]
     private var history: [ChatProtocol.Line] = []
+    /// Other instances' users, by instance (always empty without Redis).
+    private var remoteUsers: [String: Set<String>] = [:]
+    /// Other instances' joins and leaves heard in the last few heartbeats, by instance and name:
+    /// newer than a presence snapshot that may have been read before them.
+    private var recentEvents: [RemoteUser: (joined: Bool, at: DispatchTime)] = [:]
+    private struct RemoteUser: Hashable { var instance: String, name: String }
+    /// Members whose nickname claim is on its way to Redis.
+    private var claiming: Set<ObjectIdentifier> = []
+    private let bus: ChatBus
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -59,10 +87,20 @@ public final class ChatServer: @unchecked Sendable {
         // from that member pauses meanwhile too, the library's default flow control.)
         settings.connection.maxQueuedBytes = 1024 * 1024
         settings.tls = configuration.tls
+        settings.reusePort = configuration.reusePort
         // Browsers offer permessage-deflate: accept it. The default options hold no compressor
         // between messages and a broadcast is compressed once for all connections.
         settings.perMessageDeflate = PerMessageDeflateOptions()
         server = WebSocketServer(configuration: settings)
+        if let url = configuration.redis {
+            let busSettings = RedisChatBus.Settings(
+                url: url, instance: configuration.instanceID, keyPrefix: configuration.redisKeyPrefix,
+                heartbeat: configuration.presenceHeartbeat, presenceTTL: configuration.presenceTTL,
+                historySize: configuration.historySize)
+            bus = RedisChatBus(settings: busSettings, room: room, log: { Self.log($0) })
+        } else {
+            bus = LocalChatBus()
+        }
     }
 
     /// Starts listening; returns the bound address (tests pass port 0).
@@ -78,12 +116,19 @@ public final class ChatServer: @unchecked Sendable {
         }
         server.onRequest = { [self] request in handle(request) }
         server.onError = { [self] error in log("server error: \(error)") }
+        room.async { [self] in
+            bus.start(
+                deliver: { [self] event in deliver(event) },
+                presence: { [self] snapshot, settled in presenceChanged(snapshot, settled: settled) })
+        }
         return try server.listen(host: configuration.host, port: configuration.port)
     }
 
-    /// Closes every connection with 1001 "server shutting down", stops listening, then calls `completion`.
+    /// Stops listening, closes every connection with 1001 "server shutting down", then calls
+    /// `completion`. Listening stops first, so that with `reusePort` new clients (and the ones
+    /// closed here, reconnecting) reach the other instances on the port: a rolling restart.
     public func shutDown(completion: @escaping @Sendable () -> Void) {
-        server.closeAllConnections(code: .goingAway, description: "server shutting down")
+        room.async { [self] in bus.stop() }
         server.shutDown(completion: completion)
     }
 
@@ -134,19 +179,35 @@ public final class ChatServer: @unchecked Sendable {
     }
 
     private func join(_ member: Member, name raw: String) {
-        guard member.name == nil else { return fail(member, "you have already joined") }
+        let id = ObjectIdentifier(member.connection)
+        guard member.name == nil, !claiming.contains(id) else { return fail(member, "you have already joined") }
         let name = raw.precomposedStringWithCanonicalMapping.trimmingCharacters(in: .whitespaces)
         // A refused nickname is a typo, not abuse: it does not count towards `maxErrors`.
         guard ChatProtocol.isValid(nickname: name) else {
             return send(.error("nicknames are 1–24 letters, digits, spaces, _ or -"), to: member)
         }
-        guard !members.values.contains(where: { $0.name?.lowercased() == name.lowercased() }) else {
+        guard !users.contains(where: { $0.lowercased() == name.lowercased() }) else {
             return send(.error("the nickname \"\(name)\" is taken"), to: member)
         }
-        member.name = name
-        log("join \(member.address) \(name)")
-        send(.welcome(name: name, users: users, history: history), to: member)
-        broadcast(.joined(name: name, users: users))
+        // Across instances the nickname is reserved on the bus (at once without one).
+        claiming.insert(id)
+        bus.claim(name) { [self] taken, sharedHistory in
+            claiming.remove(id)
+            let heldHere = localUsers.contains { $0.lowercased() == name.lowercased() }
+            guard let member = members[id] else {  // left meanwhile
+                if !taken && !heldHere { bus.release(name) }
+                return
+            }
+            // Two members of this instance asking at once: the claim is this instance's for both.
+            guard !taken, !heldHere else { return send(.error("the nickname \"\(name)\" is taken"), to: member) }
+            member.name = name
+            log("join \(member.address) \(name)")
+            bus.localUsersChanged(localUsers)
+            send(.welcome(name: name, users: users, history: sharedHistory ?? history), to: member)
+            let joined = ChatProtocol.Outgoing.joined(name: name, users: users)
+            broadcast(joined)
+            bus.publish(ChatEvent(instance: configuration.instanceID, kind: .joined, name: name, time: joined.time ?? ChatProtocol.now()))
+        }
     }
 
     private func say(_ member: Member, text raw: String) {
@@ -157,15 +218,67 @@ public final class ChatServer: @unchecked Sendable {
             return fail(member, "message too long: at most \(configuration.maxMessageLength) characters")
         }
         let line = ChatProtocol.Line(from: name, text: text, time: ChatProtocol.now())
+        record(line)
+        broadcast(.message(line))
+        bus.publish(ChatEvent(instance: configuration.instanceID, kind: .message, name: name, text: text, time: line.time))
+    }
+
+    private func record(_ line: ChatProtocol.Line) {
         history.append(line)
         history.removeFirst(max(0, history.count - configuration.historySize))
-        broadcast(.message(line))
     }
 
     private func leave(_ id: ObjectIdentifier, code: WebSocketCloseCode, reason: String) {
         guard let member = members.removeValue(forKey: id) else { return }
         log("disconnect \(member.address) \(member.name ?? "(not joined)"): \(code.rawValue)\(reason.isEmpty ? "" : " \(reason)")")
-        if let name = member.name { broadcast(.left(name: name, users: users)) }
+        if let name = member.name {
+            bus.localUsersChanged(localUsers)
+            bus.release(name)
+            let left = ChatProtocol.Outgoing.left(name: name, users: users)
+            broadcast(left)
+            bus.publish(ChatEvent(instance: configuration.instanceID, kind: .left, name: name, time: left.time ?? ChatProtocol.now()))
+        }
+    }
+
+    // MARK: Other instances (on `room`)
+
+    /// An event another instance published (its own members have it already).
+    private func deliver(_ event: ChatEvent) {
+        switch event.kind {
+        case .message:
+            let line = ChatProtocol.Line(from: event.name, text: event.text ?? "", time: event.time)
+            record(line)
+            broadcast(.message(line))
+        case .joined:
+            remoteUsers[event.instance, default: []].insert(event.name)
+            recentEvents[RemoteUser(instance: event.instance, name: event.name)] = (true, .now())
+            broadcast(.joined(name: event.name, users: users))
+        case .left:
+            remoteUsers[event.instance]?.remove(event.name)
+            recentEvents[RemoteUser(instance: event.instance, name: event.name)] = (false, .now())
+            broadcast(.left(name: event.name, users: users))
+        }
+    }
+
+    /// The presence heartbeat re-read every other instance's users: announce the differences
+    /// (an instance that crashed, users who came or went while Redis was unreachable).
+    private func presenceChanged(_ snapshot: [String: Set<String>], settled: Bool) {
+        let before = Set(remoteUsers.values.joined())
+        var merged = snapshot
+        if !settled {
+            for (instance, names) in remoteUsers { merged[instance, default: []].formUnion(names) }
+        }
+        // The snapshot may have been read just before a join or leave that has reached us already.
+        let horizon = DispatchTime.now() - .milliseconds(3 * Int(RedisChatBus.milliseconds(configuration.presenceHeartbeat)))
+        recentEvents = recentEvents.filter { $0.value.at > horizon }
+        for (user, event) in recentEvents {
+            if event.joined { merged[user.instance, default: []].insert(user.name) } else { merged[user.instance]?.remove(user.name) }
+        }
+        remoteUsers = merged.filter { !$0.value.isEmpty }
+        let after = Set(remoteUsers.values.joined())
+        let local = Set(localUsers)
+        for name in before.subtracting(after).subtracting(local).sorted() { broadcast(.left(name: name, users: users)) }
+        for name in after.subtracting(before).subtracting(local).sorted() { broadcast(.joined(name: name, users: users)) }
     }
 
     /// Answers an invalid message with an error; after `maxErrors` of them, closes with 1008.
@@ -178,7 +291,9 @@ public final class ChatServer: @unchecked Sendable {
         }
     }
 
-    private var users: [String] { members.values.compactMap(\.name).sorted() }
+    private var localUsers: [String] { members.values.compactMap(\.name).sorted() }
+    /// Everyone online: this instance's members and the other instances' users.
+    private var users: [String] { Set(localUsers).union(remoteUsers.values.joined()).sorted() }
 
     private func send(_ message: ChatProtocol.Outgoing, to member: Member) {
         member.connection.sendUTF(ChatProtocol.encode(message))
@@ -190,7 +305,9 @@ public final class ChatServer: @unchecked Sendable {
         for member in members.values where member.name != nil { member.connection.sendUTF(text) }
     }
 
-    private func log(_ line: String) {
+    private func log(_ line: String) { Self.log(line) }
+
+    private static func log(_ line: String) {
         var text = "[chat] \(line)\n"
         text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }

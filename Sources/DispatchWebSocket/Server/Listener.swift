@@ -25,11 +25,11 @@ final class Listener: PollerClient, @unchecked Sendable {
     static let backoff: DispatchTimeInterval = .milliseconds(100)
 
     init(
-        host: String, port: Int, backlog: Int32, deferAcceptSeconds: Int32, loop: EventLoop,
+        host: String, port: Int, backlog: Int32, deferAcceptSeconds: Int32, reusePort: Bool = false, loop: EventLoop,
         transport: WebSocketTransport = .default
     ) throws(WebSocketError) {
         (socket, address) = try Socket.listen(
-            host: host, port: port, backlog: backlog, deferAcceptSeconds: deferAcceptSeconds)
+            host: host, port: port, backlog: backlog, deferAcceptSeconds: deferAcceptSeconds, reusePort: reusePort)
         self.loop = loop
         self.transport = transport
         socketFile = nil

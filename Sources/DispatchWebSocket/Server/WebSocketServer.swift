@@ -54,6 +54,14 @@ public final class WebSocketServer: @unchecked Sendable {
         /// How many loop queues to use; `nil` means one per CPU the process may run on
         /// (shared by all servers and clients of the process). Default: `nil`.
         public var loopCount: Int? = nil
+        /// Let several sockets listen on the same port (`SO_REUSEPORT`): other processes, or other
+        /// servers in this one, that set it too (and run as the same user). On Linux the kernel
+        /// spreads new connections over all of them, and a listener closing (``shutDown()``, a
+        /// rolling restart) leaves the others accepting; macOS and the BSDs accept the shared bind
+        /// but hand every connection to one socket. Off by default because on it hides an
+        /// accidental second server on the same port, which then silently takes half the clients.
+        /// Default: `false`.
+        public var reusePort = false
         /// TLS: with it set the server speaks only `wss://` (and `https://`) on its port; see
         /// ``TLSServerConfiguration``. The TLS handshake counts against ``handshakeTimeout``.
         /// Default: `nil` (plain `ws://`).
@@ -170,8 +178,8 @@ public final class WebSocketServer: @unchecked Sendable {
         let tls = try serverTLSContext()
         let deferSeconds = Int32(clamping: configuration.deferAccept.components.seconds)
         let listener = try Listener(
-            host: host, port: port, backlog: configuration.backlog, deferAcceptSeconds: deferSeconds, loop: group.loops[0],
-            transport: configuration.transport)
+            host: host, port: port, backlog: configuration.backlog, deferAcceptSeconds: deferSeconds,
+            reusePort: configuration.reusePort, loop: group.loops[0], transport: configuration.transport)
         return try start(listener, tls: tls)
     }
 

@@ -25,9 +25,10 @@ struct Socket: Sendable {
     // MARK: Creating
 
     /// Opens a listening socket. Port 0 picks a free port; the bound address is returned.
-    /// `deferAcceptSeconds` > 0 sets `TCP_DEFER_ACCEPT` on Linux (ignored elsewhere).
+    /// `deferAcceptSeconds` > 0 sets `TCP_DEFER_ACCEPT` on Linux (ignored elsewhere);
+    /// `reusePort` sets `SO_REUSEPORT`, so that other sockets may bind the same port.
     static func listen(
-        host: String, port: Int, backlog: Int32, deferAcceptSeconds: Int32 = 0
+        host: String, port: Int, backlog: Int32, deferAcceptSeconds: Int32 = 0, reusePort: Bool = false
     ) throws(WebSocketError) -> (Socket, SocketAddress) {
         var lastError = WebSocketError(.socketError, "no address for host \(host)")
         for address in try resolve(host: host, port: port, passive: true) {
@@ -38,6 +39,11 @@ struct Socket: Sendable {
             }
             var yes: Int32 = 1
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+            if reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &yes, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                lastError = WebSocketError(.socketError, "cannot set SO_REUSEPORT", errno: errno)
+                _ = systemClose(fd)
+                continue
+            }
             #if os(Linux)
             if deferAcceptSeconds > 0 {
                 var seconds = deferAcceptSeconds
