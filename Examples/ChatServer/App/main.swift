@@ -101,6 +101,18 @@ func parseConfiguration() -> ChatServer.Configuration {
 }
 
 let chat = ChatServer(configuration: parseConfiguration())
+// Ctrl-C or SIGTERM: every client gets a close frame with 1001 "server shutting down", then we
+// exit. Installed before the address is printed, so a signal right after that line is handled.
+signal(SIGINT, SIG_IGN)
+signal(SIGTERM, SIG_IGN)
+let signals = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
+for source in signals {
+    source.setEventHandler {
+        print("\nShutting down…")
+        chat.shutDown { exit(0) }
+    }
+    source.resume()
+}
 do {
     let address = try chat.start()
     // Listening on every interface: this machine is still reachable as localhost.
@@ -113,15 +125,4 @@ do {
     fail("cannot listen on \(chat.configuration.host):\(chat.configuration.port): \(error)")
 }
 
-// Ctrl-C or SIGTERM: every client gets a close frame with 1001 "server shutting down", then we exit.
-signal(SIGINT, SIG_IGN)
-signal(SIGTERM, SIG_IGN)
-let signals = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
-for source in signals {
-    source.setEventHandler {
-        print("\nShutting down…")
-        chat.shutDown { exit(0) }
-    }
-    source.resume()
-}
 dispatchMain()
