@@ -12,7 +12,8 @@ import Darwin
 /// The client connects to the proxy, asks it for a tunnel to the WebSocket server's host and
 /// port, and then runs the `wss://` TLS handshake (certificate and host name checked against the
 /// server, not the proxy) or the `ws://` upgrade inside the tunnel. The proxy itself is spoken
-/// to in plain HTTP (`http://` proxy URLs; TLS to the proxy is not supported).
+/// to in plain HTTP (`http://` proxy URLs; TLS to the proxy is not supported). The connection's
+/// ``WebSocketConnection/remoteAddress`` is then the proxy's address: it is the socket's peer.
 ///
 /// ```swift
 /// var configuration = WebSocketClient.Configuration()
