@@ -17,6 +17,8 @@ final class TestProxy: @unchecked Sendable {
         case closeMidAnswer
         /// Read the request and never answer.
         case silent
+        /// Answer 200 as if the tunnel were open, then close before any byte of the server's.
+        case closeAfterTunnel
     }
 
     let port: Int
@@ -83,6 +85,9 @@ final class TestProxy: @unchecked Sendable {
         case .silent:
             var sink = [UInt8](repeating: 0, count: 256)
             while read(client, &sink, sink.count) > 0 {}
+            return finished(client)
+        case .closeAfterTunnel:
+            write(client, "HTTP/1.1 200 Connection established\r\n\r\n")
             return finished(client)
         case .tunnel:
             break

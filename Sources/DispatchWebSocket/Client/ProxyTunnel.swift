@@ -4,8 +4,11 @@
 ///
 /// It adds no timer: ``ClientHandshakeSession``'s `handshakeTimeout` covers the exchange and calls
 /// ``cancel()`` when it runs out. Owns the socket until it completes: on failure or cancel it
-/// closes it (through its registration), on success it lets go of it. `completion` runs once, on
-/// the loop, inside a loop event. Confined to `loop` (hence `@unchecked Sendable`).
+/// closes it (through its registration); on success it hands it over only once its registration
+/// is fully cancelled, so that the next owner's registration is a fresh one that reports bytes
+/// or an end of input already waiting (Dispatch sources sharing a descriptor with a cancelling
+/// one can miss them). `completion` runs once, on the loop, inside a loop event. Confined to
+/// `loop` (hence `@unchecked Sendable`).
 final class ProxyTunnel: @unchecked Sendable {
     private let socket: Socket
     private let loop: EventLoop
@@ -16,6 +19,8 @@ final class ProxyTunnel: @unchecked Sendable {
     private var completion: ((Result<Socket, WebSocketError>) -> Void)?
     /// The socket was handed back or closed: nothing left to release.
     private var released = false
+    /// The tunnel is open and the registration is cancelling: the completion waiting for it.
+    private var handoff: ((Result<Socket, WebSocketError>) -> Void)?
 
     init(
         socket: Socket, loop: EventLoop, request: [UInt8], maxHeadBytes: Int,
@@ -41,7 +46,11 @@ final class ProxyTunnel: @unchecked Sendable {
     /// Abandons the exchange without calling `completion`, closing the socket.
     func cancel() {
         completion = nil
-        release(closing: true)
+        if handoff != nil {
+            handoff = nil  // `handedOver` closes the socket instead
+        } else {
+            release(closing: true)
+        }
     }
 
     private func writeRequest() {
@@ -89,8 +98,23 @@ final class ProxyTunnel: @unchecked Sendable {
     private func finish(_ result: Result<Socket, WebSocketError>) {
         guard let completion else { return }
         self.completion = nil
-        if case .success = result { release(closing: false) } else { release(closing: true) }
-        completion(result)
+        guard case .success = result, let readiness, !released else {
+            release(closing: true)
+            return completion(result)
+        }
+        released = true
+        self.readiness = nil
+        handoff = completion
+        readiness.cancel(closingFD: false) { [self] in handedOver() }
+    }
+
+    /// The registration let go of the descriptor: give the socket to the session, or close it
+    /// when the session gave up meanwhile.
+    private func handedOver() {
+        guard let handoff else { return socket.close() }
+        self.handoff = nil
+        let socket = socket
+        loop.runEvent { handoff(.success(socket)) }
     }
 
     /// Ends the registration (which closes the descriptor when asked), or closes the socket
