@@ -35,7 +35,12 @@ final class ProxyTests: XCTestCase {
         _ behaviour: TestProxy.Behaviour = .tunnel, credentials: String? = nil, hosts: [String: String] = [:]
     ) throws -> TestProxy {
         let proxy = try TestProxy(behaviour: behaviour, credentials: credentials, hosts: hosts)
-        addTeardownBlock { proxy.stop() }
+        addTeardownBlock {
+            // Let its tunnels wind down, so that later tests do not count their descriptors.
+            let deadline = DispatchTime.now() + 10
+            while proxy.activeConnections > 0 && DispatchTime.now() < deadline { usleep(10_000) }
+            proxy.stop()
+        }
         return proxy
     }
 
