@@ -379,5 +379,6 @@ private final class Tinyproxy: @unchecked Sendable {
             process.terminate()
             process.waitUntilExit()
         }
+        try? FileManager.default.removeItem(atPath: directory)
     }
 }
