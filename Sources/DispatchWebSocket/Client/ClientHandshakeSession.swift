@@ -1,9 +1,10 @@
 import Dispatch
 
 /// One attempt of ``WebSocketClient/connect(url:protocols:origin:headers:)``: resolve, connect
-/// (each address in turn, bounded by `connectTimeout`), send the upgrade request, read and
-/// validate the response (bounded by `handshakeTimeout` and `maxHeaderBytes`), then hand the
-/// socket to a client-role ``WebSocketConnection``.
+/// (each address in turn, bounded by `connectTimeout`), open a `CONNECT` tunnel when a proxy is
+/// used (``ProxyTunnel``), send the upgrade request, read and validate the response (bounded by
+/// `handshakeTimeout` from TCP established, tunnel included, and `maxHeaderBytes`), then hand
+/// the socket to a client-role ``WebSocketConnection``.
 ///
 /// Confined to `loop` after `start`.
 final class ClientHandshakeSession: @unchecked Sendable {
@@ -15,10 +16,17 @@ final class ClientHandshakeSession: @unchecked Sendable {
     let headers: HTTPHeaders
     let loop: EventLoop
     let redirectsLeft: Int
+    /// The proxy to tunnel through (`nil`: connect directly), or why the configured one is unusable.
+    let proxyChoice: Result<WebSocketProxy?, WebSocketError>
+    private var proxy: WebSocketProxy? { try? proxyChoice.get() }
+    /// Where TCP goes: the proxy, or the server itself.
+    private var dialHost: String { proxy?.host ?? url.host }
+    private var dialPort: Int { proxy?.port ?? url.port }
 
     private enum State {
         case resolving
         case connecting
+        case tunneling
         case awaitingHead
         case readingBody(HTTPResponseHead, remaining: Int?, body: [UInt8])
         case done
@@ -31,6 +39,7 @@ final class ClientHandshakeSession: @unchecked Sendable {
     private var connectWatch: Readiness?
     private var connectingTo: SocketAddress?
     private var channel: SocketChannel?
+    private var tunnel: ProxyTunnel?
     private var parser: HTTPHeadParser
     private var deadline: UInt64 = 0
     private let key: String
@@ -46,6 +55,9 @@ final class ClientHandshakeSession: @unchecked Sendable {
         self.headers = headers
         self.loop = loop
         self.redirectsLeft = redirectsLeft
+        // A Unix-socket URL is dialled directly: a proxy cannot reach a local socket path.
+        proxyChoice = url.unixSocketPath != nil
+            ? .success(nil) : Result { () throws(WebSocketError) in try client.configuration.proxy(for: url) }
         self.parser = HTTPHeadParser(maxHeadBytes: client.configuration.maxHeaderBytes)
         var generator = SystemRandomNumberGenerator()
         let nonce = (generator.next(), generator.next())  // 16 bytes from the secure source
@@ -53,13 +65,15 @@ final class ClientHandshakeSession: @unchecked Sendable {
     }
 
     func start() {
-        let host = url.host
-        let port = url.port
+        let host = dialHost
+        let port = dialPort
+        let proxyChoice = proxyChoice
         let unixSocketPath = url.unixSocketPath
         // getaddrinfo blocks: resolve off the loop.
         DispatchQueue.global().async { [self] in
             let result: Result<[SocketAddress], WebSocketError>
             do throws(WebSocketError) {
+                _ = try proxyChoice.get()
                 if let unixSocketPath {
                     result = .success([try SocketAddress(unixPath: unixSocketPath)])
                 } else {
@@ -89,13 +103,13 @@ final class ClientHandshakeSession: @unchecked Sendable {
 
     private func connectNext() {
         guard !addresses.isEmpty else {
-            return fail(lastConnectError ?? WebSocketError(.socketError, "no address for \(url.host)"))
+            return fail(lastConnectError ?? WebSocketError(.socketError, "no address for \(dialHost)"))
         }
         let address = addresses.removeFirst()
         do throws(WebSocketError) {
             let (socket, connected) = try Socket.connect(to: address)
             connectingTo = address
-            if connected { return handshake(on: socket) }
+            if connected { return established(socket) }
             // The connect completes (or fails) when the socket becomes writable.
             pendingSocket = socket
             let watch = try loop.register(socket.fd, self, transport: client.configuration.transport)
@@ -112,8 +126,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
         guard let socket = pendingSocket else { return }
         let code = socket.pendingError()
         cancelConnectWatch(closingSocket: code != 0)
-        if code == 0 { return handshake(on: socket) }
-        lastConnectError = WebSocketError(.socketError, "connect to \(url.host):\(url.port) failed", errno: code)
+        if code == 0 { return established(socket) }
+        lastConnectError = WebSocketError(.socketError, "connect to \(dialDescription) failed", errno: code)
         connectNext()
     }
 
@@ -128,11 +142,37 @@ final class ClientHandshakeSession: @unchecked Sendable {
         pendingSocket = nil
     }
 
+    private var dialDescription: String { proxy == nil ? "\(url.host):\(url.port)" : "proxy \(dialHost):\(dialPort)" }
+
+    /// TCP is up: the handshake timeout starts, and covers the tunnel too.
+    private func established(_ socket: Socket) {
+        deadline = EventLoop.now() + client.configuration.handshakeTimeout.nanoseconds
+        guard let proxy else { return handshake(on: socket) }
+        state = .tunneling
+        let request: [UInt8]
+        do throws(WebSocketError) {
+            request = try ProxyConnect.request(host: url.host, port: url.port, proxy: proxy)
+        } catch {
+            socket.close()
+            return fail(error)
+        }
+        let opening = ProxyTunnel(
+            socket: socket, loop: loop, request: request, maxHeadBytes: client.configuration.maxProxyHeaderBytes
+        ) { [self] result in
+            tunnel = nil
+            switch result {
+            case .success(let socket): handshake(on: socket)
+            case .failure(let error): fail(error)
+            }
+        }
+        tunnel = opening
+        opening.start(transport: client.configuration.transport)
+    }
+
     // MARK: Handshake
 
     private func handshake(on socket: Socket) {
         state = .awaitingHead
-        deadline = EventLoop.now() + client.configuration.handshakeTimeout.nanoseconds
         var tls: TLSStream?
         if url.secure {
             do throws(WebSocketError) {
@@ -186,7 +226,7 @@ final class ClientHandshakeSession: @unchecked Sendable {
             let left = remaining.map { $0 - take }
             state = .readingBody(head, remaining: left, body: body)
             if left == 0 || body.count >= limit { finishBody() }
-        case .resolving, .connecting, .done:
+        case .resolving, .connecting, .tunneling, .done:
             return
         }
     }
@@ -202,7 +242,7 @@ final class ClientHandshakeSession: @unchecked Sendable {
             loop.removeTickHandler(self)
             let connection = WebSocketConnection(
                 channel: channel, role: .client, protocol: negotiated.protocol, configuration: client.configuration.connection,
-                deflate: negotiated.deflate)
+                deflate: negotiated.deflate, upgradeResponseHeaders: head.headers)
             client.sessionSucceeded(self, connection)
             connection.start(initialBytes: leftover)
         }
@@ -245,6 +285,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
         state = .done
         loop.removeTickHandler(self)
         cancelConnectWatch(closingSocket: true)
+        tunnel?.cancel()
+        tunnel = nil
         channel?.close()
         client.sessionFailed(self, error)
     }
@@ -271,7 +313,9 @@ extension ClientHandshakeSession: LoopTickHandler {
         guard now >= deadline else { return }
         switch state {
         case .connecting:
-            fail(WebSocketError(.timeout, "connect to \(url.host):\(url.port) timed out"))
+            fail(WebSocketError(.timeout, "connect to \(dialDescription) timed out"))
+        case .tunneling:
+            fail(WebSocketError(.timeout, "the proxy did not open a tunnel within handshakeTimeout"))
         case .awaitingHead, .readingBody:
             fail(WebSocketError(.timeout, "no complete handshake response within handshakeTimeout"))
         case .resolving, .done:

@@ -45,6 +45,15 @@ public final class WebSocketClient: @unchecked Sendable {
         public var followRedirects = false
         /// The most redirects followed for one `connect`. Default: 5.
         public var maxRedirects = 5
+        /// An HTTP proxy to reach servers through with a `CONNECT` tunnel (``WebSocketProxy``);
+        /// its ``WebSocketProxy/noProxy`` hosts are reached directly. Default: `nil` (direct).
+        public var proxy: WebSocketProxy? = nil
+        /// When ``proxy`` is `nil`, take the proxy from `https_proxy`/`http_proxy`/`all_proxy` and
+        /// `no_proxy` (see ``WebSocketProxy/fromEnvironment(secure:)``). Default: `false`, so a
+        /// process's environment never reroutes connections it did not ask to reroute.
+        public var proxyFromEnvironment = false
+        /// The largest head of a proxy's answer to `CONNECT`. Default: 8 KiB.
+        public var maxProxyHeaderBytes = 8 * 1024
         /// Loop queues to use; `nil` shares the process's loops. Default: `nil`.
         public var loopCount: Int? = nil
         /// TLS for `wss://` URLs: by default the server's certificate must chain to the system's

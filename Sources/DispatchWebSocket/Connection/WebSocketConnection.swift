@@ -44,6 +44,9 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// The extensions agreed in the handshake, as the server's `Sec-WebSocket-Extensions`
     /// header named them (e.g. `permessage-deflate; server_no_context_takeover`); `""` for none.
     public let extensions: String
+    /// On a client connection, the headers of the server's 101 response (what `ws` passes to its
+    /// `upgrade` event), e.g. to read a `Set-Cookie`; `nil` on a server connection.
+    public let upgradeResponseHeaders: HTTPHeaders?
     /// The permessage-deflate transform, when it was negotiated.
     let deflate: PerMessageDeflate?
 
@@ -98,8 +101,9 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     init(
         channel: SocketChannel, role: WebSocketRole, protocol: String?, configuration: WebSocketConfiguration,
-        deflate: PerMessageDeflateParameters? = nil
+        deflate: PerMessageDeflateParameters? = nil, upgradeResponseHeaders: HTTPHeaders? = nil
     ) {
+        self.upgradeResponseHeaders = upgradeResponseHeaders
         self.channel = channel
         self.loop = channel.loop
         self.isServer = role == .server

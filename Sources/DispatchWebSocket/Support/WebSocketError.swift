@@ -60,6 +60,10 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
         public static let tlsConfigurationInvalid = Code("tlsConfigurationInvalid")
         /// A compressed message (permessage-deflate) was not valid deflate data. Close code 1007.
         public static let invalidCompressedData = Code("invalidCompressedData")
+        /// The HTTP proxy (``WebSocketProxy``) did not open a tunnel: it refused (its status is in
+        /// ``WebSocketError/httpStatus``, e.g. 407 or 403), closed the connection, or answered
+        /// something that is not HTTP or too large.
+        public static let proxyFailed = Code("proxyFailed")
     }
 
     /// What kind of failure this is.
@@ -68,12 +72,15 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
     public var message: String
     /// The `errno` value for ``Code/socketError``.
     public var errno: Int32?
+    /// The HTTP status a proxy refused the tunnel with, for ``Code/proxyFailed``.
+    public var httpStatus: Int?
 
     /// Creates an error (apps rarely need to; the library reports them).
-    public init(_ code: Code, _ message: String, errno: Int32? = nil) {
+    public init(_ code: Code, _ message: String, errno: Int32? = nil, httpStatus: Int? = nil) {
         self.code = code
         self.message = message
         self.errno = errno
+        self.httpStatus = httpStatus
     }
 
     /// `code: message`, with the errno when there is one.
