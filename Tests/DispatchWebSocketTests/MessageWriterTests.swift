@@ -109,7 +109,9 @@ final class MessageWriterTests: XCTestCase {
         writer.end(with: "x")
         XCTAssertEqual(try frame(client).payload, Array("x".utf8))
         XCTAssertNoThrow(try connection.makeMessageWriter(.text).end())
+        XCTAssertTrue(try frame(client).fin)  // the empty message
         connection.close()
+        XCTAssertEqual(try frame(client).opcode, .close)  // the close has run on the loop
         XCTAssertThrowsError(try connection.makeMessageWriter(.text)) { error in
             XCTAssertEqual((error as? WebSocketError)?.code, .notConnected)
         }

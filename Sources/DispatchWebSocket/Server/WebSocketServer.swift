@@ -81,6 +81,7 @@ public final class WebSocketServer: @unchecked Sendable {
         var connect: (@Sendable (WebSocketConnection) -> Void)?
         var close: (@Sendable (WebSocketConnection, WebSocketCloseCode, String) -> Void)?
         var http: (@Sendable (HTTPRequest) -> HTTPResponse)?
+        var deferredHTTP: (@Sendable (HTTPRequest, HTTPResponder) -> Void)?
         var error: (@Sendable (WebSocketError) -> Void)?
         var tlsError: (@Sendable (WebSocketError, SocketAddress?) -> Void)?
     }
@@ -147,6 +148,16 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     var httpHandler: (@Sendable (HTTPRequest) -> HTTPResponse)? { lock.withLock { handlers.http } }
+
+    /// Answers plain HTTP requests later, from any thread, through the ``HTTPResponder``
+    /// (exactly once): for answers that need a database or a file first. Runs on a loop queue;
+    /// takes precedence over ``onHTTPRequest``. See ``HTTPResponder`` for the limits.
+    public var onDeferredHTTPRequest: (@Sendable (HTTPRequest, HTTPResponder) -> Void)? {
+        get { lock.withLock { handlers.deferredHTTP } }
+        set { lock.withLock { handlers.deferredHTTP = newValue } }
+    }
+
+    var deferredHTTPHandler: (@Sendable (HTTPRequest, HTTPResponder) -> Void)? { lock.withLock { handlers.deferredHTTP } }
 
     /// Set with ``Configuration/tls``; bounds the handshakes in progress.
     let handshakeLimiter: TLSHandshakeLimiter?
