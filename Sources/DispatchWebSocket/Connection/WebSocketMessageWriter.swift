@@ -2,10 +2,9 @@
 /// generator can be streamed without holding the message whole. Made by
 /// ``WebSocketConnection/makeMessageWriter(_:)``.
 ///
-/// The first ``write(_:completion:)-([UInt8],_)`` sends a text or binary frame without FIN,
-/// later ones continuation frames, ``end(completion:)`` (or ``end(with:completion:)-([UInt8],_)``)
-/// the final one. ``abort(code:reason:)`` closes the connection, since a half-sent message cannot
-/// be taken back.
+/// The first `write(_:)` sends a text or binary frame without FIN, later ones continuation
+/// frames, ``end(completion:)`` (or `end(with:)`) the final one. ``abort(code:reason:)``
+/// closes the connection, since a half-sent message cannot be taken back.
 ///
 /// - **Ordering.** While a writer is open, other data messages of its connection (`sendUTF`,
 ///   `sendBytes`, `send`, data frames of `sendFrame`, broadcasts) wait in order behind it and
