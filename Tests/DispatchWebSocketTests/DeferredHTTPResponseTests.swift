@@ -131,6 +131,27 @@ final class DeferredHTTPResponseTests: XCTestCase {
         XCTAssertEqual(pulled.withLock { $0 }, total)
     }
 
+    func testAPipelinedRequestWaitsForAStreamedBodyAnsweredAtOnce() throws {
+        let port = try server { request, responder in
+            let byte: UInt8 = request.path == "/a" ? 0x61 : 0x62
+            let left = LockedValue(300_000)  // several chunks: the stream outlives the handler
+            responder.respond(status: 200, body: HTTPResponseBody(contentLength: 300_000) { maxBytes in
+                left.withLock { left in
+                    let count = min(maxBytes, left)
+                    left -= count
+                    return [UInt8](repeating: byte, count: count)
+                }
+            })
+        }
+        let client = try RawClient(port: port)
+        try client.write("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        for byte: UInt8 in [0x61, 0x62] {
+            let head = try client.readHTTPHead()
+            XCTAssertTrue(head.lowercased().contains("content-length: 300000"), head)
+            XCTAssertEqual(try readBody(client, count: 300_000), [UInt8](repeating: byte, count: 300_000))
+        }
+    }
+
     func testASourceThatEndsEarlyClosesTheConnection() throws {
         let port = try server { _, responder in
             let given = LockedValue(0)

@@ -120,10 +120,10 @@ final class HTTPServerSession: @unchecked Sendable {
                 } else {
                     state = .readingBody(head, remaining: remaining - n, body: body)
                 }
-            case .awaitingDecision, .upgraded, .awaitingResponse:
+            case .awaitingDecision, .upgraded, .awaitingResponse, .streamingBody:
                 leftover.append(contentsOf: input)
                 return
-            case .closing, .streamingBody:
+            case .closing:
                 return
             }
         }
