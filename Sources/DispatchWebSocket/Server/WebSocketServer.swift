@@ -126,7 +126,8 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     /// Answers plain HTTP requests on the same port (e.g. the page that opens the WebSocket).
-    /// Runs on a loop queue: return quickly. Without a handler such requests get 426.
+    /// Runs on a loop queue: return quickly (an answer that needs I/O first belongs in
+    /// ``onDeferredHTTPRequest``). Without a handler such requests get 426.
     public var onHTTPRequest: (@Sendable (HTTPRequest) -> HTTPResponse)? {
         get { lock.withLock { handlers.http } }
         set { lock.withLock { handlers.http = newValue } }
