@@ -152,6 +152,19 @@ final class DeferredHTTPResponseTests: XCTestCase {
         }
     }
 
+    func testAnAppThatNeverAnswersIsBoundedByTheHandshakeTimeout() throws {
+        let kept = LockedValue<[HTTPResponder]>([])
+        let (_, port) = try startServer(self, configure: { $0.handshakeTimeout = .seconds(1) }) { server in
+            server.onDeferredHTTPRequest = { _, responder in kept.withLock { $0.append(responder) } }
+        }
+        let client = try RawClient(port: port)
+        try client.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertNil(try client.readSome(max: 1))  // closed without an answer
+        let responder = try XCTUnwrap(kept.withLock { $0.first })
+        XCTAssertTrue(responder.respond(HTTPResponse(status: 200)))  // first answer: accepted, then discarded
+        XCTAssertFalse(responder.respond(HTTPResponse(status: 200)))
+    }
+
     func testASourceThatEndsEarlyClosesTheConnection() throws {
         let port = try server { _, responder in
             let given = LockedValue(0)

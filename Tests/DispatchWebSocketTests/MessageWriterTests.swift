@@ -220,6 +220,42 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertGreaterThan(peak.withLock { $0 }, configuration.highWaterMark)  // backpressure was really met
     }
 
+    func testAWriteBeyondMaxQueuedBytesIsReportedAndCanBeRetried() throws {
+        let outcomes = EventLog<String>()
+        let writerBox = LockedValue<WebSocketMessageWriter?>(nil)
+        let (_, client) = try connected(configure: {
+            $0.connection.maxQueuedBytes = 64 * 1024
+            $0.connection.highWaterMark = 16 * 1024
+            $0.connection.sendQueueOverflow = .dropMessage
+        }, onMessage: { connection, message in
+            guard case .text(let step) = message else { return }
+            if step == "fill" {  // one loop event: nothing is written before it ends
+                let writer = try! connection.makeMessageWriter(.binary)
+                writerBox.withLock { $0 = writer }
+                outcomes.append("\(writer.write([UInt8](repeating: 1, count: 40 * 1024)))")
+                outcomes.append("\(writer.write([UInt8](repeating: 2, count: 40 * 1024)) { outcomes.append("completion:\($0?.code.description ?? "sent")") })")
+                outcomes.append("waiting:\(connection.sendUTF(String(repeating: "x", count: 40 * 1024)))")
+            } else {
+                let writer = writerBox.withLock { $0 }!
+                writer.end(with: [UInt8](repeating: 2, count: 40 * 1024))  // the refused piece, again
+            }
+        })
+        try client.sendText("fill")
+        XCTAssertEqual(outcomes.waitForCount(4), ["backpressure", "completion:sendQueueFull", "dropped", "waiting:dropped"])
+        var payload: [UInt8] = []
+        while payload.count < 40 * 1024 { payload += try frame(client).payload }
+        XCTAssertEqual(payload, [UInt8](repeating: 1, count: 40 * 1024))
+        try client.sendText("retry")
+        var rest: [UInt8] = []
+        var fin = false
+        while !fin {
+            let frame = try frame(client)
+            rest += frame.payload
+            fin = frame.fin
+        }
+        XCTAssertEqual(rest, [UInt8](repeating: 2, count: 40 * 1024))  // nothing lost, nothing doubled
+    }
+
     func testAClientWriterIsMaskedAndArrivesAsOneMessage() throws {
         let fixture = try startEchoServer(self)
         let client = WebSocketClient()
