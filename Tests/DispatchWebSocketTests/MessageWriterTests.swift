@@ -123,6 +123,8 @@ final class MessageWriterTests: XCTestCase {
         writer.write([1, 2, 3])
         let failures = EventLog<WebSocketError.Code>()
         connection.sendBytes([4]) { if let error = $0 { failures.append(error.code) } }
+        // The waiting message counts in bufferedAmount (read on the loop, after the sends above).
+        XCTAssertGreaterThanOrEqual(connection.loop.queue.sync { connection.bufferedAmount }, 1 + FrameHeader.maxSize)
         writer.abort()
         let part = try frame(client)
         XCTAssertEqual(part.opcode, .binary)

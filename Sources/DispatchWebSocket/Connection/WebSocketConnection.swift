@@ -52,6 +52,8 @@ public final class WebSocketConnection: @unchecked Sendable {
     private(set) var machine: ConnectionStateMachine<WebSocketConnection>!
     /// The open message writer and the sends waiting behind it (`WebSocketMessageWriter.swift`).
     var streaming = MessageStreaming()
+    /// `streaming.waitingBytes` for other threads (part of `bufferedAmount`).
+    let waitingBytesMirror = Atomic<Int>(0)
 
     // MARK: Events
 
@@ -356,9 +358,10 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
     }
 
-    /// Bytes queued for sending and not yet taken by the kernel, framing included. Exact on the
-    /// loop queue; from other threads, a recent value.
-    public var bufferedAmount: Int { channel.publishedBufferedAmount }
+    /// Bytes queued for sending and not yet taken by the kernel, framing included, with the
+    /// sends waiting behind a ``WebSocketMessageWriter``. Exact on the loop queue; from other
+    /// threads, a recent value.
+    public var bufferedAmount: Int { channel.publishedBufferedAmount + waitingBytesMirror.load(ordering: .relaxed) }
 
     // MARK: Internals
 
@@ -391,7 +394,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// What a send from another thread will most likely meet on the loop.
     func estimatedStatus(adding count: Int) -> WebSocketSendStatus {
         guard isConnected else { return .dropped }
-        let queued = channel.publishedBufferedAmount + count
+        let queued = bufferedAmount + count
         if queued > configuration.maxQueuedBytes { return .dropped }
         return queued > configuration.highWaterMark ? .backpressure : .queued
     }

@@ -8,8 +8,9 @@
 ///
 /// - **Ordering.** While a writer is open, other data messages of its connection (`sendUTF`,
 ///   `sendBytes`, `send`, data frames of `sendFrame`, broadcasts) wait in order behind it and
-///   leave when it ends; they count against ``WebSocketConfiguration/maxQueuedBytes`` while
-///   they wait. Ping, pong and close still go out between its fragments. One writer at a time.
+///   leave when it ends; they count against ``WebSocketConfiguration/maxQueuedBytes`` and in
+///   ``WebSocketConnection/bufferedAmount`` while they wait. Ping, pong and close still go out
+///   between its fragments. One writer at a time.
 /// - **Backpressure.** Every write returns a ``WebSocketSendStatus`` like every send: on
 ///   ``WebSocketSendStatus/backpressure`` wait for ``WebSocketConnection/onDrain`` before the
 ///   next write. A write that would exceed `maxQueuedBytes` is handled by
@@ -306,6 +307,7 @@ extension WebSocketConnection {
         }
         streaming.waiting.append(send)
         streaming.waitingBytes += size
+        waitingBytesMirror.store(streaming.waitingBytes, ordering: .relaxed)
         return queued + size > configuration.highWaterMark ? .backpressure : .queued
     }
 
@@ -318,6 +320,7 @@ extension WebSocketConnection {
         let waiting = streaming.waiting
         streaming.waiting = []
         streaming.waitingBytes = 0
+        waitingBytesMirror.store(0, ordering: .relaxed)
         for send in waiting {
             switch send {
             case .message(let opcode, let payload, let count, let compress, let precompressed, let completion):
