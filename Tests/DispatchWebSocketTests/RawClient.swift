@@ -140,6 +140,17 @@ final class RawClient {
         return true
     }
 
+    /// Up to `max` raw bytes (what is buffered, else one read); nil on EOF.
+    func readSome(max: Int) throws -> [UInt8]? {
+        if buffer.isEmpty {
+            guard try fill() else { return nil }
+        }
+        let count = min(max, buffer.count)
+        let bytes = Array(buffer.prefix(count))
+        buffer.removeFirst(count)
+        return bytes
+    }
+
     /// Reads an HTTP response head (up to the blank line) and returns it as text.
     func readHTTPHead() throws -> String {
         while true {

@@ -52,7 +52,11 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     let loop: EventLoop
     let channel: SocketChannel
-    private var machine: ConnectionStateMachine<WebSocketConnection>!
+    private(set) var machine: ConnectionStateMachine<WebSocketConnection>!
+    /// The open message writer and the sends waiting behind it (`WebSocketMessageWriter.swift`).
+    var streaming = MessageStreaming()
+    /// `streaming.waitingBytes` for other threads (part of `bufferedAmount`).
+    let waitingBytesMirror = Atomic<Int>(0)
 
     // MARK: Events
 
@@ -73,14 +77,20 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// handlers without taking a lock.
     private var handlers = Handlers()
 
-    private struct Shared {
+    struct Shared {
         var closeReasonCode: WebSocketCloseCode?
         var closeDescription: String?
         var isOpen = true
         /// After `onClose`: handlers are released and no longer stored.
         var isFinished = false
+        /// A ``WebSocketMessageWriter`` is open (claimed by `makeMessageWriter`, any thread).
+        var writerOpen = false
+        /// Our close frame is queued (`hasFinished`).
+        var closeSent = false
+        /// The peer's close frame arrived (`hasEnded`).
+        var peerClosed = false
     }
-    private let shared = LockedValue(Shared())
+    let shared = LockedValue(Shared())
 
     /// Internal observers (the server's connection tracking), called after `onClose`.
     var closeObservers: [(WebSocketConnection) -> Void] = []
@@ -302,6 +312,10 @@ public final class WebSocketConnection: @unchecked Sendable {
         let status = estimatedStatus(adding: frame.payload.count)
         onLoop { [self] in
             guard machine.canSendData else { return notConnected(completion) }
+            if !frame.opcode.isControl && streaming.writer != nil {
+                _ = deferBehindWriter(.frame(frame, completion))
+                return
+            }
             guard frame.opcode.isControl || channel.bufferedAmount == 0
                 || channel.bufferedAmount + frame.payload.count <= configuration.maxQueuedBytes
             else {
@@ -348,13 +362,14 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
     }
 
-    /// Bytes queued for sending and not yet taken by the kernel, framing included. Exact on the
-    /// loop queue; from other threads, a recent value.
-    public var bufferedAmount: Int { channel.publishedBufferedAmount }
+    /// Bytes queued for sending and not yet taken by the kernel, framing included, with the
+    /// sends waiting behind a ``WebSocketMessageWriter``. Exact on the loop queue; from other
+    /// threads, a recent value.
+    public var bufferedAmount: Int { channel.publishedBufferedAmount + waitingBytesMirror.load(ordering: .relaxed) }
 
     // MARK: Internals
 
-    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
         if loop.inLoop {
             body()
         } else {
@@ -362,7 +377,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
     }
 
-    private func notConnected(_ completion: WebSocketSendCompletion?) {
+    func notConnected(_ completion: WebSocketSendCompletion?) {
         completion?(WebSocketError(.notConnected, "the connection is closing or closed"))
     }
 
@@ -381,9 +396,9 @@ public final class WebSocketConnection: @unchecked Sendable {
     }
 
     /// What a send from another thread will most likely meet on the loop.
-    private func estimatedStatus(adding count: Int) -> WebSocketSendStatus {
+    func estimatedStatus(adding count: Int) -> WebSocketSendStatus {
         guard isConnected else { return .dropped }
-        let queued = channel.publishedBufferedAmount + count
+        let queued = bufferedAmount + count
         if queued > configuration.maxQueuedBytes { return .dropped }
         return queued > configuration.highWaterMark ? .backpressure : .queued
     }
@@ -391,13 +406,18 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// Frames a message (fragmenting it when configured) and queues it whole, or not at all.
     /// With permessage-deflate the compressed bytes (`precompressed`, or compressed here) are
     /// what is framed, counted and queued; RSV1 is set on the first frame only.
-    private func enqueueMessage(
+    /// `admitted`: a send that waited behind a message writer and was counted against
+    /// `maxQueuedBytes` when it arrived.
+    func enqueueMessage(
         _ opcode: WebSocketOpcode, _ payload: OutboundPayload, count: Int, compress: Bool,
-        precompressed: [UInt8]? = nil, _ completion: WebSocketSendCompletion?
+        precompressed: [UInt8]? = nil, admitted: Bool = false, _ completion: WebSocketSendCompletion?
     ) -> WebSocketSendStatus {
         guard machine.canSendData else {
             notConnected(completion)
             return .dropped
+        }
+        if streaming.writer != nil {
+            return deferBehindWriter(.message(opcode, payload, count: count, compress: compress, precompressed: precompressed, completion))
         }
         var payload = payload
         var count = count
@@ -412,7 +432,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         let frames = count == 0 ? 1 : 1 + (count - 1) / threshold  // no overflow when threshold is Int.max
         // An empty queue takes any single message (the app already holds it): memory stays
         // bounded by maxQueuedBytes plus that one message.
-        guard channel.bufferedAmount == 0 || channel.bufferedAmount + count + frames * FrameHeader.maxSize <= configuration.maxQueuedBytes else {
+        guard admitted || channel.bufferedAmount == 0 || channel.bufferedAmount + count + frames * FrameHeader.maxSize <= configuration.maxQueuedBytes else {
             return overflow(completion)
         }
         var start = 0
@@ -430,7 +450,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     }
 
     /// The send queue would exceed `maxQueuedBytes`: drop the message or the connection.
-    private func overflow(_ completion: WebSocketSendCompletion?) -> WebSocketSendStatus {
+    func overflow(_ completion: WebSocketSendCompletion?) -> WebSocketSendStatus {
         let error = WebSocketError(
             .sendQueueFull, "more than maxQueuedBytes (\(configuration.maxQueuedBytes)) would be queued: the peer reads too slowly")
         completion?(error)
@@ -452,7 +472,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
     }
 
-    private func enqueueFrame(
+    func enqueueFrame(
         _ header: FrameHeader, _ payload: OutboundPayload, _ range: Range<Int>, priority: Bool,
         _ completion: WebSocketSendCompletion?
     ) {
@@ -502,10 +522,14 @@ public final class WebSocketConnection: @unchecked Sendable {
                 $0.isFinished = true
                 $0.closeReasonCode = code
                 $0.closeDescription = reason
+                $0.closeSent = true  // nothing more is written or read
+                $0.peerClosed = true
+                $0.writerOpen = false
             }
             stored = Handlers()
         }
         self.handlers = Handlers()
+        failStreaming()
         if let error { handlers.error?(error) }
         handlers.close?(code, reason)
         let observers = closeObservers
@@ -518,6 +542,7 @@ public final class WebSocketConnection: @unchecked Sendable {
 
 extension WebSocketConnection: ConnectionStateMachineOutput {
     func sendControlFrame(_ opcode: WebSocketOpcode, payload: [UInt8]) {
+        if opcode == .close { shared.withLock { $0.closeSent = true } }
         enqueueFrame(
             FrameHeader(opcode: opcode, payloadLength: payload.count), .bytes(payload), 0..<payload.count,
             priority: opcode != .close, nil)
@@ -553,7 +578,10 @@ extension WebSocketConnection: ConnectionStateMachineOutput {
     }
 
     func closeTransport(_ mode: TransportCloseMode) {
-        shared.withLock { $0.isOpen = false }
+        shared.withLock {
+            $0.isOpen = false
+            $0.peerClosed = $0.peerClosed || machine.receivedClose
+        }
         switch mode {
         case .immediately:
             channel.close()
@@ -567,7 +595,10 @@ extension WebSocketConnection: ConnectionStateMachineOutput {
     }
 
     func startCloseTimer() {
-        shared.withLock { $0.isOpen = false }
+        shared.withLock {
+            $0.isOpen = false
+            $0.peerClosed = $0.peerClosed || machine.receivedClose
+        }
         closeDeadline = EventLoop.now() + configuration.closeTimeout.nanoseconds
     }
 }

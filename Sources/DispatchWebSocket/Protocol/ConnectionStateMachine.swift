@@ -86,6 +86,8 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     /// The close code to report when the connection ends; `nil` while nothing has decided it.
     private(set) var closeCode: WebSocketCloseCode?
     private(set) var closeReason: String = ""
+    /// The peer's close frame arrived (valid or not, nothing more will be read).
+    private(set) var receivedClose = false
 
     init(role: WebSocketRole, configuration: WebSocketConfiguration, output: Output, deflate: PerMessageDeflate? = nil) {
         self.role = role
@@ -341,6 +343,7 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     }
 
     private func handleClose() -> Bool {
+        receivedClose = true
         let parsed = controlBuffer.withUnsafeBytes { ClosePayload.parse($0) }
         switch parsed {
         case .failure(.invalidUTF8Reason):

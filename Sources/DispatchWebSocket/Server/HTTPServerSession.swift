@@ -10,19 +10,24 @@ final class HTTPServerSession: @unchecked Sendable {
     let channel: SocketChannel
     let server: WebSocketServer
 
-    private enum State {
+    enum State {
         case readingHead
         case readingBody(HTTPRequestHead, remaining: Int, body: [UInt8])
+        /// The app answers a plain request later (`onDeferredHTTPRequest`); reading is paused.
+        case awaitingResponse(keepAlive: Bool, isHead: Bool)
+        /// A response body is pulled from its source as the socket takes it.
+        case streamingBody(HTTPResponseBody, remaining: Int, keepAlive: Bool)
         case awaitingDecision
         case upgraded
         case closing
     }
 
-    private var state = State.readingHead
+    var state = State.readingHead
     private var parser: HTTPHeadParser
     private var deadline: UInt64 = 0
-    /// Bytes that arrived after the upgrade request's head: the first WebSocket frames.
-    private var leftover: [UInt8] = []
+    /// Bytes that arrived after the upgrade request's head (the first WebSocket frames), or
+    /// after a plain request answered later (the next pipelined request).
+    var leftover: [UInt8] = []
     /// Request bytes the app read before handing the socket over (`handleUpgrade`), given to the
     /// channel when it starts.
     var initialBytes: [UInt8] = []
@@ -33,7 +38,7 @@ final class HTTPServerSession: @unchecked Sendable {
         self.parser = HTTPHeadParser(maxHeadBytes: server.configuration.maxHeaderBytes)
     }
 
-    private var loop: EventLoop { channel.loop }
+    var loop: EventLoop { channel.loop }
 
     /// Holds a slot of ``TLSServerConfiguration/maxHandshakesInProgress`` until the TLS
     /// handshake ends.
@@ -73,7 +78,7 @@ final class HTTPServerSession: @unchecked Sendable {
         limiter.release()
     }
 
-    private func armDeadline() {
+    func armDeadline() {
         deadline = EventLoop.now() + server.configuration.handshakeTimeout.nanoseconds
     }
 
@@ -89,7 +94,7 @@ final class HTTPServerSession: @unchecked Sendable {
 
     // MARK: Requests
 
-    private func handle(_ input: UnsafeRawBufferPointer) {
+    func handle(_ input: UnsafeRawBufferPointer) {
         var input = input
         while !input.isEmpty {
             switch state {
@@ -107,16 +112,24 @@ final class HTTPServerSession: @unchecked Sendable {
                 input = UnsafeRawBufferPointer(rebasing: input[parsed.consumed...])
                 handleHead(parsed.head, rest: input)
                 if case .awaitingDecision = state { return }
+                if case .awaitingResponse = state {
+                    leftover.append(contentsOf: input)
+                    return
+                }
             case .readingBody(let head, let remaining, var body):
                 let n = min(remaining, input.count)
                 body.append(contentsOf: input.prefix(n))
                 input = UnsafeRawBufferPointer(rebasing: input[n...])
                 if n == remaining {
                     respondToHTTP(head, body: body)
+                    if case .awaitingResponse = state {
+                        leftover.append(contentsOf: input)
+                        return
+                    }
                 } else {
                     state = .readingBody(head, remaining: remaining - n, body: body)
                 }
-            case .awaitingDecision, .upgraded:
+            case .awaitingDecision, .upgraded, .awaitingResponse, .streamingBody:
                 leftover.append(contentsOf: input)
                 return
             case .closing:
@@ -169,6 +182,9 @@ final class HTTPServerSession: @unchecked Sendable {
 
     private func respondToHTTP(_ head: HTTPRequestHead, body: [UInt8]) {
         let keepAlive = Self.wantsKeepAlive(head)
+        if let deferred = server.deferredHTTPHandler {
+            return answerLater(head, body: body, keepAlive: keepAlive, handler: deferred)
+        }
         let response: HTTPResponse
         if let handler = server.httpHandler {
             var request = HTTPRequest(head: head, body: body, remoteAddress: channel.peerAddress)
@@ -184,6 +200,11 @@ final class HTTPServerSession: @unchecked Sendable {
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         write(HTTPResponseWriter.head(status: response.status, headers: headers))
         if head.method != "HEAD" && !response.body.isEmpty { write(response.body) }
+        responseWritten(keepAlive: keepAlive)
+    }
+
+    /// A response is queued whole: read the next request, or close.
+    func responseWritten(keepAlive: Bool) {
         if keepAlive {
             state = .readingHead
             parser.reset()
@@ -210,13 +231,13 @@ final class HTTPServerSession: @unchecked Sendable {
         closeAfterResponse()
     }
 
-    private func closeAfterResponse() {
+    func closeAfterResponse() {
         state = .closing
         channel.closeGracefully()
         deadline = EventLoop.now() + server.configuration.connection.closeTimeout.nanoseconds
     }
 
-    private func write(_ bytes: [UInt8]) {
+    func write(_ bytes: [UInt8]) {
         channel.enqueue(OutboundChunk(header: nil, payload: .bytes(bytes), range: 0..<bytes.count))
     }
 
@@ -269,7 +290,9 @@ extension HTTPServerSession: ChannelHandler {
 
     func channelEndOfInput() {}
 
-    func channelWritable() {}
+    func channelWritable() {
+        if case .streamingBody = state { pumpBody() }
+    }
 
     func channelClosed(_ error: WebSocketError?) {
         loop.removeTickHandler(self)
@@ -288,7 +311,7 @@ extension HTTPServerSession: LoopTickHandler {
         switch state {
         case .closing, .upgraded:
             channel.close()
-        case .readingHead, .readingBody, .awaitingDecision:
+        case .readingHead, .readingBody, .awaitingDecision, .awaitingResponse, .streamingBody:
             // A client that never completes its request (or an app that never decides).
             state = .closing
             channel.close(error: WebSocketError(.timeout, "handshake not completed within handshakeTimeout"))

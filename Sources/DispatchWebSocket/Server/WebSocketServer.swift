@@ -90,6 +90,7 @@ public final class WebSocketServer: @unchecked Sendable {
         var connect: (@Sendable (WebSocketConnection) -> Void)?
         var close: (@Sendable (WebSocketConnection, WebSocketCloseCode, String) -> Void)?
         var http: (@Sendable (HTTPRequest) -> HTTPResponse)?
+        var deferredHTTP: (@Sendable (HTTPRequest, HTTPResponder) -> Void)?
         var error: (@Sendable (WebSocketError) -> Void)?
         var tlsError: (@Sendable (WebSocketError, SocketAddress?) -> Void)?
     }
@@ -135,7 +136,8 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     /// Answers plain HTTP requests on the same port (e.g. the page that opens the WebSocket).
-    /// Runs on a loop queue: return quickly. Without a handler such requests get 426.
+    /// Runs on a loop queue: return quickly (an answer that needs I/O first belongs in
+    /// ``onDeferredHTTPRequest``). Without a handler such requests get 426.
     public var onHTTPRequest: (@Sendable (HTTPRequest) -> HTTPResponse)? {
         get { lock.withLock { handlers.http } }
         set { lock.withLock { handlers.http = newValue } }
@@ -157,6 +159,16 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     var httpHandler: (@Sendable (HTTPRequest) -> HTTPResponse)? { lock.withLock { handlers.http } }
+
+    /// Answers plain HTTP requests later, from any thread, through the ``HTTPResponder``
+    /// (exactly once): for answers that need a database or a file first. Runs on a loop queue;
+    /// takes precedence over ``onHTTPRequest``. See ``HTTPResponder`` for the limits.
+    public var onDeferredHTTPRequest: (@Sendable (HTTPRequest, HTTPResponder) -> Void)? {
+        get { lock.withLock { handlers.deferredHTTP } }
+        set { lock.withLock { handlers.deferredHTTP = newValue } }
+    }
+
+    var deferredHTTPHandler: (@Sendable (HTTPRequest, HTTPResponder) -> Void)? { lock.withLock { handlers.deferredHTTP } }
 
     /// Set with ``Configuration/tls``; bounds the handshakes in progress.
     let handshakeLimiter: TLSHandshakeLimiter?
