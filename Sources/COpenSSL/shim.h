@@ -15,6 +15,7 @@
 static inline long dws_SSL_CTX_set_options(SSL_CTX *ctx, uint64_t options) { return (long)SSL_CTX_set_options(ctx, options); }
 static inline long dws_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 static inline long dws_SSL_set_mode(SSL *ssl, long mode) { return SSL_set_mode(ssl, mode); }
+static inline long dws_SSL_get_mode(SSL *ssl) { return SSL_get_mode(ssl); }
 static inline int dws_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_min_proto_version(ctx, version); }
 static inline int dws_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_max_proto_version(ctx, version); }
 static inline int dws_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
@@ -39,6 +40,8 @@ static inline uint64_t dws_ssl_default_options(void) {
     return SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE
         | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
 }
+/// No TLS 1.2 session tickets (TLS 1.3's are counted by SSL_CTX_set_num_tickets).
+static inline uint64_t dws_ssl_no_ticket_option(void) { return SSL_OP_NO_TICKET; }
 
 // BIO retry flags are macros.
 static inline void dws_BIO_set_retry_read(BIO *bio) { BIO_set_retry_read(bio); }

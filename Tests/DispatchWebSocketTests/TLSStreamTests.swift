@@ -14,10 +14,12 @@ final class TLSStreamTests: XCTestCase {
         let client: TLSStream
     }
 
-    private func makePair() throws -> Pair {
+    private func makePair(_ configure: (inout TLSServerConfiguration) -> Void = { _ in }) throws -> Pair {
         let pki = try TestPKI.require()
-        let serverContext = try TLSContext.server(TLSServerConfiguration(identity: .pemFiles(
-            certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath)))
+        var serverConfiguration = TLSServerConfiguration(identity: .pemFiles(
+            certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
+        configure(&serverConfiguration)
+        let serverContext = try TLSContext.server(serverConfiguration)
         var clientConfiguration = TLSClientConfiguration()
         clientConfiguration.trustRoots = .pemFile(pki.caPath)
         let clientContext = try TLSContext.client(clientConfiguration)
@@ -62,6 +64,29 @@ final class TLSStreamTests: XCTestCase {
         for _ in 0..<6 where !(pair.server.isHandshakeComplete && pair.client.isHandshakeComplete) {
             _ = feedByteByByte(drain(pair.fds[0]), to: pair.server)
             _ = feedByteByByte(drain(pair.fds[1]), to: pair.client)
+        }
+    }
+
+    func testRecordBuffersAreReleasedWhenIdleOnlyOnceTheHandshakeIsDone() throws {
+        let pair = try makePair()
+        XCTAssertFalse(pair.server.releasesIdleBuffers)
+        XCTAssertFalse(pair.client.releasesIdleBuffers)
+        handshake(pair)
+        XCTAssertTrue(pair.server.isHandshakeComplete && pair.client.isHandshakeComplete)
+        XCTAssertTrue(pair.server.releasesIdleBuffers)
+        XCTAssertTrue(pair.client.releasesIdleBuffers)
+    }
+
+    func testSessionTicketsDecideWhetherTheClientCanResume() throws {
+        for (tickets, resumable) in [(1, true), (0, false)] {
+            let pair = try makePair { $0.sessionTickets = tickets }
+            handshake(pair)
+            // TLS 1.3 tickets follow the handshake: the client reads them with the next records.
+            _ = feedByteByByte(drain(pair.fds[1]), to: pair.client)
+            XCTAssertEqual(pair.client.hasResumableSession, resumable, "sessionTickets = \(tickets)")
+        }
+        XCTAssertThrowsError(try makePair { $0.sessionTickets = -1 }) {
+            XCTAssertEqual(($0 as? WebSocketError)?.code, .tlsConfigurationInvalid)
         }
     }
 

@@ -52,7 +52,11 @@ final class TLSContext: @unchecked Sendable {
         // Stateless tickets still allow resumption; a server-side cache would hold every
         // session in memory.
         _ = dws_SSL_CTX_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_OFF))
-        _ = dws_SSL_CTX_set_num_tickets(ctx, 1)
+        guard (0...8).contains(configuration.sessionTickets) else {
+            throw WebSocketError(.tlsConfigurationInvalid, "sessionTickets must be 0...8, not \(configuration.sessionTickets)")
+        }
+        _ = dws_SSL_CTX_set_num_tickets(ctx, configuration.sessionTickets)
+        if configuration.sessionTickets == 0 { _ = dws_SSL_CTX_set_options(ctx, dws_ssl_no_ticket_option()) }
         let sessionContext: [UInt8] = Array("DispatchWebSocket".utf8)
         _ = dws_SSL_CTX_set_session_id_context(ctx, sessionContext, UInt32(sessionContext.count))
         SSL_CTX_set_alpn_select_cb(ctx, selectHTTP11, nil)
@@ -121,9 +125,11 @@ final class TLSContext: @unchecked Sendable {
         }
         _ = dws_SSL_CTX_set_options(ctx, dws_ssl_default_options())
         _ = dws_SSL_CTX_set_min_proto_version(ctx, minimumVersion.openSSLValue)
-        // Idle connections give their 16-34 KiB record buffers back; records the socket did not
-        // take are kept by TLSStream, not OpenSSL.
-        _ = dws_SSL_CTX_set_mode(ctx, Int(SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+        // Records the socket did not take are kept by TLSStream, not OpenSSL. Idle connections
+        // give their 16-34 KiB record buffers back from the end of the handshake on
+        // (`SSL_MODE_RELEASE_BUFFERS`, set by TLSStream then): during the handshake it would free
+        // and take them again for every flight.
+        _ = dws_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
         _ = dws_SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384")
         return ctx
     }

@@ -47,6 +47,11 @@ public struct TLSServerConfiguration: Sendable {
     /// unread, for a slot (still bounded by ``WebSocketServer/Configuration/handshakeTimeout``),
     /// so a flood of handshakes cannot take all the CPU from open connections. Default: 128.
     public var maxHandshakesInProgress = 128
+    /// Session tickets sent after each full handshake (stateless: the server keeps nothing). A
+    /// client that comes back with one resumes without a certificate signature, which costs
+    /// the server less than a full handshake; issuing one costs a little on every full handshake.
+    /// `0` turns resumption off (TLS 1.2 tickets too). At most 8. Default: 1.
+    public var sessionTickets = 1
 
     /// A configuration presenting `identity`, with the defaults above.
     public init(identity: TLSIdentity) {

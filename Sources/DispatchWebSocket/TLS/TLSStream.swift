@@ -113,6 +113,17 @@ final class TLSStream: OutboundSink, @unchecked Sendable {
         return handshakeJustCompleted
     }
 
+    /// Whether OpenSSL gives the record buffers back whenever they are empty: from the end of the
+    /// handshake on, so that an idle connection holds none.
+    var releasesIdleBuffers: Bool { dws_SSL_get_mode(ssl) & Int(SSL_MODE_RELEASE_BUFFERS) != 0 }
+
+    /// Whether the session could be resumed by a later connection (client role: the server
+    /// sent a ticket that has arrived).
+    var hasResumableSession: Bool {
+        guard let session = SSL_get_session(ssl) else { return false }
+        return SSL_SESSION_is_resumable(session) == 1
+    }
+
     /// The name the client asked for with SNI (server role).
     var serverName: String? {
         SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) }
@@ -147,6 +158,7 @@ final class TLSStream: OutboundSink, @unchecked Sendable {
             if result == 1 {
                 isHandshakeComplete = true
                 handshakeJustCompleted = true
+                _ = dws_SSL_set_mode(ssl, Int(SSL_MODE_RELEASE_BUFFERS))  // see TLSContext
             } else {
                 let error = SSL_get_error(ssl, result)
                 if error == SSL_ERROR_WANT_READ {
