@@ -62,6 +62,8 @@ public final class WebSocketConnection: @unchecked Sendable {
         var ping: (@Sendable ([UInt8], WebSocketPingEvent) -> Void)?
         var pong: (@Sendable ([UInt8]) -> Void)?
         var drain: (@Sendable () -> Void)?
+        /// The async API's buffer (``messages``): once set, messages go to it, not to `message`.
+        var inbound: WebSocketInboundBuffer?
     }
 
     private let handlerStore = LockedValue(Handlers())
@@ -191,6 +193,25 @@ public final class WebSocketConnection: @unchecked Sendable {
         get { handlerStore.withLock { $0.drain } }
         set { setHandler { $0.drain = newValue } }
     }
+
+    /// The buffer behind ``messages``, created (and attached, so that no message is missed from
+    /// then on) on first use. On a closed connection, a new buffer that is already finished.
+    func inboundBuffer() -> WebSocketInboundBuffer {
+        let (buffer, created) = handlerStore.withLock { handlers -> (WebSocketInboundBuffer, Bool) in
+            if let buffer = handlers.inbound { return (buffer, false) }
+            let buffer = WebSocketInboundBuffer(connection: self)
+            if !shared.withLock({ $0.isFinished }) { handlers.inbound = buffer }
+            return (buffer, true)
+        }
+        if created {
+            handlersChanged.store(true, ordering: .releasing)
+            buffer.attach()
+        }
+        return buffer
+    }
+
+    /// Bytes passed to the async `send` and not yet queued on the loop (its pacing counts them).
+    let asyncBytesInFlight = Atomic<Int>(0)
 
     private func setHandler(_ update: (inout Handlers) -> Void) {
         let stored = handlerStore.withLock { handlers -> Bool in
@@ -521,6 +542,7 @@ extension WebSocketConnection: ConnectionStateMachineOutput {
 
     func deliverMessage(_ message: WebSocketMessage) {
         refreshHandlers()
+        if let inbound = handlers.inbound { return inbound.push(message) }
         handlers.message?(message)
     }
 

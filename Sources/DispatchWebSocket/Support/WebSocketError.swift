@@ -60,6 +60,15 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
         public static let tlsConfigurationInvalid = Code("tlsConfigurationInvalid")
         /// A compressed message (permessage-deflate) was not valid deflate data. Close code 1007.
         public static let invalidCompressedData = Code("invalidCompressedData")
+
+        // The async API.
+
+        /// The connection closed with a code other than 1000, 1001 or 1005, ending
+        /// ``WebSocketConnection/messages``: ``WebSocketError/closeCode`` and
+        /// ``WebSocketError/closeReason`` say how.
+        public static let connectionClosed = Code("connectionClosed")
+        /// The task awaiting the operation was cancelled (a connection it used closes with 1001).
+        public static let cancelled = Code("cancelled")
     }
 
     /// What kind of failure this is.
@@ -68,6 +77,10 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
     public var message: String
     /// The `errno` value for ``Code/socketError``.
     public var errno: Int32?
+    /// For ``Code/connectionClosed``: the close code the connection ended with.
+    public var closeCode: WebSocketCloseCode?
+    /// For ``Code/connectionClosed``: the close reason the connection ended with.
+    public var closeReason: String?
 
     /// Creates an error (apps rarely need to; the library reports them).
     public init(_ code: Code, _ message: String, errno: Int32? = nil) {
