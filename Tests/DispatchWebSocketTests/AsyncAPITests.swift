@@ -284,6 +284,37 @@ final class AsyncAPITests: XCTestCase {
         }
     }
 
+    func testBrowserStyleConnectOpensOrThrowsTypedErrors() async throws {
+        let fixture = try startEchoServer(self)
+        let received = EventLog<WebSocketMessage>()
+        let socket = try await withHangGuard {
+            try await WebSocket.connect(url: "ws://127.0.0.1:\(fixture.port)/") { socket in
+                socket.onmessage = { received.append($0) }
+            }
+        }
+        XCTAssertEqual(socket.readyState, .open)
+        try socket.send("hi")
+        XCTAssertEqual(received.waitForCount(1), [.text("hi")])
+        try socket.close()
+
+        let (_, rejectingPort) = try startServer(self) { _ in }  // no onRequest: 403
+        for (url, expected) in [("ftp://x/", WebSocketError.Code.invalidArgument), ("ws://127.0.0.1:\(rejectingPort)/", .handshakeFailed)] {
+            do {
+                _ = try await withHangGuard { try await WebSocket.connect(url: url) }
+                XCTFail("\(url) must fail")
+            } catch let error as WebSocketError {
+                XCTAssertEqual(error.code, expected, "\(url): \(error)")
+            }
+        }
+
+        let cancelled = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await WebSocket.connect(url: "ws://127.0.0.1:\(fixture.port)/")
+        }
+        let result = await cancelled.result
+        XCTAssertEqual(errorCode(result), .cancelled)
+    }
+
     // MARK: Cancellation at every await point
 
     func testCancellingConnectAbortsIt() async throws {

@@ -51,15 +51,16 @@ extension WebSocketConnection {
         }
         guard isConnected else { throw WebSocketError(.notConnected, "the connection is closing or closed") }
         let count = message.byteCount
-        if bufferedAmount + asyncBytesInFlight.load(ordering: .relaxed) + count <= configuration.highWaterMark {
-            submit(message, count: count, completion: nil)
+        let outbox = asyncOutbox()
+        if bufferedAmount + outbox.bytesInFlight + count <= configuration.highWaterMark {
+            outbox.submit(message, count: count, completion: nil, to: self)
             return
         }
         let once = AsyncResumeOnce<WebSocketError?>()
         let error = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<WebSocketError?, Never>) in
                 guard once.set(continuation) else { return }
-                submit(message, count: count) { error in once.resume(error) }
+                outbox.submit(message, count: count, completion: { error in once.resume(error) }, to: self)
             }
         } onCancel: {
             if once.resume(Self.cancelledError) {
@@ -67,18 +68,6 @@ extension WebSocketConnection {
             }
         }
         if let error { throw error }
-    }
-
-    /// Queues `message` on the loop; `asyncBytesInFlight` counts it until it is there.
-    private func submit(_ message: WebSocketMessage, count: Int, completion: WebSocketSendCompletion?) {
-        asyncBytesInFlight.add(count, ordering: .relaxed)
-        let loop = self.loop
-        loop.async { [self] in
-            loop.runEvent {
-                asyncBytesInFlight.subtract(count, ordering: .relaxed)
-                _ = send(message, completion: completion)
-            }
-        }
     }
 
     private static var cancelledError: WebSocketError {

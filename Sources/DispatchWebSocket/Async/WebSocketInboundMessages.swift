@@ -29,7 +29,9 @@
 ///
 /// Not available with ``WebSocketConfiguration/assembleFragments`` off (frames go to `onFrame`).
 public struct WebSocketInboundMessages: AsyncSequence, Sendable {
+    /// Each element is a WebSocketMessage.
     public typealias Element = WebSocketMessage
+    /// What ends the sequence with an error: a close other than 1000/1001/1005.
     public typealias Failure = WebSocketError
 
     let buffer: WebSocketInboundBuffer
@@ -41,7 +43,9 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
 
     /// Iterates the messages; see ``WebSocketInboundMessages``.
     public struct AsyncIterator: AsyncIteratorProtocol {
+        /// Each element is a WebSocketMessage.
         public typealias Element = WebSocketMessage
+        /// What ends the sequence with an error: a close other than 1000/1001/1005.
         public typealias Failure = WebSocketError
 
         let buffer: WebSocketInboundBuffer

@@ -4,7 +4,9 @@
 /// task's iteration only; the server keeps running. Several tasks may iterate it: each request
 /// goes to one of them, in arrival order.
 public struct WebSocketServerRequests: AsyncSequence, Sendable {
+    /// Each element is a WebSocketRequest.
     public typealias Element = WebSocketRequest
+    /// The sequence never throws: it ends with `nil`.
     public typealias Failure = Never
 
     let buffer: WebSocketRequestBuffer
@@ -14,7 +16,9 @@ public struct WebSocketServerRequests: AsyncSequence, Sendable {
 
     /// Iterates the requests; see ``WebSocketServerRequests``.
     public struct AsyncIterator: AsyncIteratorProtocol {
+        /// Each element is a WebSocketRequest.
         public typealias Element = WebSocketRequest
+        /// The sequence never throws: it ends with `nil`.
         public typealias Failure = Never
 
         let buffer: WebSocketRequestBuffer

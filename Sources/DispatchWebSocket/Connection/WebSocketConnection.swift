@@ -64,6 +64,8 @@ public final class WebSocketConnection: @unchecked Sendable {
         var drain: (@Sendable () -> Void)?
         /// The async API's buffer (``messages``): once set, messages go to it, not to `message`.
         var inbound: WebSocketInboundBuffer?
+        /// The async `send`'s batch on its way to the loop, created on the first async send.
+        var outbox: WebSocketAsyncOutbox?
     }
 
     private let handlerStore = LockedValue(Handlers())
@@ -210,8 +212,15 @@ public final class WebSocketConnection: @unchecked Sendable {
         return buffer
     }
 
-    /// Bytes passed to the async `send` and not yet queued on the loop (its pacing counts them).
-    let asyncBytesInFlight = Atomic<Int>(0)
+    /// The async `send`'s outbox, created on first use (kept after close: sends then fail on the loop).
+    func asyncOutbox() -> WebSocketAsyncOutbox {
+        handlerStore.withLock { handlers in
+            if let outbox = handlers.outbox { return outbox }
+            let outbox = WebSocketAsyncOutbox()
+            if !shared.withLock({ $0.isFinished }) { handlers.outbox = outbox }
+            return outbox
+        }
+    }
 
     private func setHandler(_ update: (inout Handlers) -> Void) {
         let stored = handlerStore.withLock { handlers -> Bool in
