@@ -13,12 +13,12 @@ extension WebSocketConnection {
         WebSocketInboundMessages(buffer: inboundBuffer())
     }
 
-    /// Sends a text message; see ``send(_:)-(WebSocketMessage)``.
+    /// Sends a text message; see the `WebSocketMessage` overload of `send(_:)`.
     public func send(_ text: String) async throws(WebSocketError) {
         try await sendPaced(.text(text))
     }
 
-    /// Sends a binary message; see ``send(_:)-(WebSocketMessage)``.
+    /// Sends a binary message; see the `WebSocketMessage` overload of `send(_:)`.
     public func send(_ bytes: [UInt8]) async throws(WebSocketError) {
         try await sendPaced(.binary(bytes))
     }
@@ -27,12 +27,17 @@ extension WebSocketConnection {
     ///
     /// - While the send queue (``bufferedAmount`` plus async sends on their way to the loop) stays
     ///   within ``WebSocketConfiguration/highWaterMark``, it returns as soon as the message is
-    ///   *queued*, without suspending: the bytes go to the kernel in the same loop event, and a
-    ///   per-message wait would cost a task switch for nothing. Should the connection close
+    ///   *queued*, without suspending: the bytes go to the kernel in the loop event that takes the
+    ///   batch (a task's consecutive sends leave in one gathered write), and a per-message wait
+    ///   would cost a continuation and a task switch for nothing. Should the connection close
     ///   before they are written, the close is reported by ``messages`` and ``onClose``.
     /// - Above it, it resumes only once this message's bytes have been handed to the kernel
     ///   (`sendmsg` took them), which means the queue ahead of it has drained: a producer loop is
     ///   paced by the peer and memory stays bounded. It throws if the connection ends first.
+    ///
+    /// Messages leave in the order of their `send` calls. Mixed with the callback methods
+    /// (``sendUTF(_:compress:completion:)``…) called from outside the loop, the order between the
+    /// two kinds is not guaranteed: use one style per connection.
     ///
     /// Cancelling the task while it waits closes the connection with 1001 and throws
     /// ``WebSocketError/Code-swift.struct/cancelled``; so does calling it from a cancelled task.
