@@ -3,7 +3,11 @@
 //
 //   swift run -c release EchoServer [--host 127.0.0.1] [--port 9001] [--broadcast]
 //                                   [--tls-cert CHAIN.pem --tls-key KEY.pem] [--deflate | --deflate-takeover]
-//                                   [--deflate-threshold BYTES] [--transport dispatch|poller]
+//                                   [--deflate-threshold BYTES] [--transport dispatch|poller] [--async]
+//
+// --async serves the echo with the async/await API instead of callbacks: an accept loop over
+// `server.requests` in a task group, each connection `for try await message in connection.messages
+// { try await connection.send(message) }` (not combinable with --broadcast).
 //
 // --deflate negotiates permessage-deflate with the library's defaults (the server resets its
 // compressor after each message); --deflate-takeover also lets the server keep its context.
@@ -34,6 +38,7 @@ struct Options {
     var tlsKey: String?
     var deflate: PerMessageDeflateOptions?
     var transport = WebSocketTransport.default
+    var async = false
 }
 
 func parseOptions() -> Options {
@@ -44,6 +49,7 @@ func parseOptions() -> Options {
         case "--host": options.host = arguments.popFirst() ?? options.host
         case "--port": options.port = arguments.popFirst().flatMap { Int($0) } ?? -1
         case "--broadcast": options.broadcast = true
+        case "--async": options.async = true
         case "--tls-cert": options.tlsCertificate = arguments.popFirst()
         case "--tls-key": options.tlsKey = arguments.popFirst()
         case "--deflate": options.deflate = PerMessageDeflateOptions()
@@ -66,12 +72,16 @@ func parseOptions() -> Options {
                 exit(2)
             }
         default:
-            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--deflate | --deflate-takeover] [--deflate-threshold BYTES] [--transport dispatch|poller]")
+            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--deflate | --deflate-takeover] [--deflate-threshold BYTES] [--transport dispatch|poller] [--async]")
             exit(2)
         }
     }
     guard (0...65535).contains(options.port) else {
         printError("EchoServer: --port needs a number from 0 to 65535")
+        exit(2)
+    }
+    guard !(options.async && options.broadcast) else {
+        printError("EchoServer: --async echoes; --broadcast is callback-only")
         exit(2)
     }
     guard (options.tlsCertificate == nil) == (options.tlsKey == nil) else {
@@ -90,19 +100,41 @@ if let certificate = options.tlsCertificate, let key = options.tlsKey {
 }
 configuration.perMessageDeflate = options.deflate
 let server = WebSocketServer(configuration: configuration)
-server.onRequest = { request in
-    guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
-    connection.onMessage = { message in
-        if options.broadcast {
-            switch message {
-            case .text(let text): server.broadcastUTF(text)
-            case .binary(let bytes): server.broadcastBytes(bytes)
+
+/// The echo with async/await: one child task per connection, one message at a time, in order.
+func serveAsync(_ requests: WebSocketServerRequests) async {
+    await withDiscardingTaskGroup { group in
+        for await request in requests {
+            group.addTask {
+                guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
+                do {
+                    for try await message in connection.messages { try await connection.send(message) }
+                } catch {
+                    // The connection closed abnormally (reported by the sequence) or a send failed: nothing to add.
+                }
             }
-        } else {
-            // No flow-control code needed: while the echoes queue above highWaterMark the
-            // connection stops reading (pauseReadingWhileBackpressured), so a client that never
-            // reads is slowed by TCP instead of filling this process's memory.
-            connection.send(message)
+        }
+    }
+}
+
+if options.async {
+    let requests = server.requests
+    Task { await serveAsync(requests) }
+} else {
+    server.onRequest = { request in
+        guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
+        connection.onMessage = { message in
+            if options.broadcast {
+                switch message {
+                case .text(let text): server.broadcastUTF(text)
+                case .binary(let bytes): server.broadcastBytes(bytes)
+                }
+            } else {
+                // No flow-control code needed: while the echoes queue above highWaterMark the
+                // connection stops reading (pauseReadingWhileBackpressured), so a client that never
+                // reads is slowed by TCP instead of filling this process's memory.
+                connection.send(message)
+            }
         }
     }
 }

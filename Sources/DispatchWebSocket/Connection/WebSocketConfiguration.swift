@@ -93,6 +93,17 @@ public struct WebSocketConfiguration: Sendable {
     /// "idle timeout", after an `onError` with code `.timeout`). Default: `nil` (no idle timeout).
     public var idleTimeout: Duration? = nil
 
+    /// How many received messages ``WebSocketConnection/messages`` holds for a consumer that is
+    /// behind before the connection stops reading from its socket (``WebSocketConnection/pause()``);
+    /// reading resumes once the consumer has taken half of them. Default: 64.
+    public var maxBufferedMessages: Int = 64
+
+    /// How many bytes of received messages ``WebSocketConnection/messages`` holds before the
+    /// connection stops reading, as ``maxBufferedMessages`` (a message is taken whatever its size
+    /// when the buffer is empty). With the rest of the read in progress (at most 256 KiB of
+    /// frames) this bounds a slow consumer's memory. Default: 1 MiB.
+    public var maxBufferedMessageBytes: Int = 1024 * 1024
+
     /// The defaults given for each setting.
     public init() {}
 }

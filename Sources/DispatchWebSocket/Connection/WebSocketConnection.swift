@@ -69,6 +69,10 @@ public final class WebSocketConnection: @unchecked Sendable {
         var ping: (@Sendable ([UInt8], WebSocketPingEvent) -> Void)?
         var pong: (@Sendable ([UInt8]) -> Void)?
         var drain: (@Sendable () -> Void)?
+        /// The async API's buffer (``messages``): once set, messages go to it, not to `message`.
+        var inbound: WebSocketInboundBuffer?
+        /// The async `send`'s batch on its way to the loop, created on the first async send.
+        var outbox: WebSocketAsyncOutbox?
     }
 
     private let handlerStore = LockedValue(Handlers())
@@ -204,6 +208,32 @@ public final class WebSocketConnection: @unchecked Sendable {
     public var onDrain: (@Sendable () -> Void)? {
         get { handlerStore.withLock { $0.drain } }
         set { setHandler { $0.drain = newValue } }
+    }
+
+    /// The buffer behind ``messages``, created (and attached, so that no message is missed from
+    /// then on) on first use. On a closed connection, a new buffer that is already finished.
+    func inboundBuffer() -> WebSocketInboundBuffer {
+        let (buffer, created) = handlerStore.withLock { handlers -> (WebSocketInboundBuffer, Bool) in
+            if let buffer = handlers.inbound { return (buffer, false) }
+            let buffer = WebSocketInboundBuffer(connection: self)
+            if !shared.withLock({ $0.isFinished }) { handlers.inbound = buffer }
+            return (buffer, true)
+        }
+        if created {
+            handlersChanged.store(true, ordering: .releasing)
+            buffer.attach()
+        }
+        return buffer
+    }
+
+    /// The async `send`'s outbox, created on first use (kept after close: sends then fail on the loop).
+    func asyncOutbox() -> WebSocketAsyncOutbox {
+        handlerStore.withLock { handlers in
+            if let outbox = handlers.outbox { return outbox }
+            let outbox = WebSocketAsyncOutbox()
+            if !shared.withLock({ $0.isFinished }) { handlers.outbox = outbox }
+            return outbox
+        }
     }
 
     private func setHandler(_ update: (inout Handlers) -> Void) {
@@ -550,6 +580,7 @@ extension WebSocketConnection: ConnectionStateMachineOutput {
 
     func deliverMessage(_ message: WebSocketMessage) {
         refreshHandlers()
+        if let inbound = handlers.inbound { return inbound.push(message) }
         handlers.message?(message)
     }
 

@@ -105,6 +105,19 @@ public final class WebSocketServer: @unchecked Sendable {
     /// is free when they run.
     private var stoppingListener = false
     private var tlsContext: TLSContext?
+    /// Called once when ``shutDown(completion:)`` starts (the async ``requests`` finish then).
+    private var shutDownObservers: [@Sendable () -> Void] = []
+
+    /// Registers `observer` for the start of shutdown; runs it at once when shutdown has begun.
+    func onShutDownStarted(_ observer: @escaping @Sendable () -> Void) {
+        let runNow = lock.withLock { () -> Bool in
+            if isShutDown { return true }
+            shutDownObservers.append(observer)
+            return false
+        }
+        if runNow { observer() }
+    }
+    private var isShutDown = false
 
     /// Creates a server; nothing happens until ``listen(host:port:)``.
     public init(configuration: Configuration = Configuration()) {
@@ -213,6 +226,7 @@ public final class WebSocketServer: @unchecked Sendable {
         let alreadyListening = lock.withLock { () -> Bool in
             if self.listener != nil { return true }
             self.listener = listener
+            isShutDown = false
             return false
         }
         if alreadyListening {
@@ -344,14 +358,17 @@ public final class WebSocketServer: @unchecked Sendable {
     /// close (each is bounded by its `closeTimeout`), then calls `completion` (on an arbitrary
     /// queue). By then the listening socket is closed and the port is free.
     public func shutDown(completion: (@Sendable () -> Void)? = nil) {
-        let (listener, sessions, connections) = lock.withLock {
-            () -> (Listener?, [HTTPServerSession], [WebSocketConnection]) in
+        let (listener, sessions, connections, observers) = lock.withLock {
+            () -> (Listener?, [HTTPServerSession], [WebSocketConnection], [@Sendable () -> Void]) in
+            isShutDown = true
+            defer { shutDownObservers = [] }
             let listener = self.listener
             self.listener = nil
             if listener != nil { stoppingListener = true }
             if let completion { shutDownWaiters.append(completion) }
-            return (listener, Array(self.sessions.values), Array(liveConnections.values))
+            return (listener, Array(self.sessions.values), Array(liveConnections.values), shutDownObservers)
         }
+        for observer in observers { observer() }
         if let listener {
             group.loops[0].async { [self] in
                 listener.stop { [self] in runShutDownWaitersIfFinished { stoppingListener = false } }

@@ -22,6 +22,10 @@ final class Lock: @unchecked Sendable {
         mutex.deallocate()
     }
 
+    /// Takes the lock; pair with ``unlock()`` (for paths that resume a continuation after unlocking).
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
     func withLock<R>(_ body: () throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }

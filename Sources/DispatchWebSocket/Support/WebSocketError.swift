@@ -64,6 +64,15 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
         /// ``WebSocketError/httpStatus``, e.g. 407 or 403), closed the connection, or answered
         /// something that is not HTTP or too large.
         public static let proxyFailed = Code("proxyFailed")
+
+        // The async API.
+
+        /// The connection closed with a code other than 1000, 1001 or 1005, ending
+        /// ``WebSocketConnection/messages``: ``WebSocketError/closeCode`` and
+        /// ``WebSocketError/closeReason`` say how.
+        public static let connectionClosed = Code("connectionClosed")
+        /// The task awaiting the operation was cancelled (a connection it used closes with 1001).
+        public static let cancelled = Code("cancelled")
     }
 
     /// What kind of failure this is.
@@ -74,6 +83,10 @@ public struct WebSocketError: Error, Sendable, Hashable, CustomStringConvertible
     public var errno: Int32?
     /// The HTTP status a proxy refused the tunnel with, for ``Code/proxyFailed``.
     public var httpStatus: Int?
+    /// For ``Code/connectionClosed``: the close code the connection ended with.
+    public var closeCode: WebSocketCloseCode?
+    /// For ``Code/connectionClosed``: the close reason the connection ended with.
+    public var closeReason: String?
 
     /// Creates an error (apps rarely need to; the library reports them).
     public init(_ code: Code, _ message: String, errno: Int32? = nil, httpStatus: Int? = nil) {

@@ -1,0 +1,72 @@
+/// The messages a connection receives, as an `AsyncSequence`: ``WebSocketConnection/messages``.
+///
+/// ```swift
+/// for try await message in connection.messages {
+///     try await connection.send(message)      // echo, one message at a time, in order
+/// }
+/// // here the connection closed normally (1000, 1001, or 1005: a close frame without a code)
+/// ```
+///
+/// - **Ends**: `nil` after a close with 1000, 1001 or 1005; otherwise it throws a
+///   ``WebSocketError`` with code ``WebSocketError/Code-swift.struct/connectionClosed`` and the
+///   ``WebSocketError/closeCode`` and ``WebSocketError/closeReason`` (e.g. 1006 when TCP ended
+///   without a closing handshake, 1009 for a message over the limit). Messages received before
+///   the close are all delivered first.
+/// - **Bounded**: while the consumer is behind by ``WebSocketConfiguration/maxBufferedMessages``
+///   messages or ``WebSocketConfiguration/maxBufferedMessageBytes`` bytes, the connection stops
+///   reading its socket, so the peer is slowed by TCP and memory stays bounded however slow the
+///   consumer is; reading resumes when it has caught up by half.
+/// - **From the start**: connections from ``WebSocketClient/connect(url:protocols:origin:headers:configuration:)``
+///   and ``WebSocketServer/requests`` buffer from the moment they open, so no message is lost
+///   before the first iteration. On another connection the buffer starts when `messages` is first
+///   read: do that in ``WebSocketRequest/accept(protocol:cookies:headers:configure:)``'s `configure`.
+/// - **Takes over `onMessage`**: once `messages` has been read, messages go to the sequence and
+///   ``WebSocketConnection/onMessage`` is never called again for that connection (setting it has
+///   no effect on delivery). The other events (`onClose`, `onPing`, …) still fire.
+/// - **Iterate once**: a second iterator throws ``WebSocketError/Code-swift.struct/invalidArgument``.
+/// - **Cancellation**: cancelling the iterating task ends the iteration (`nil`) and closes the
+///   connection with 1001 (going away).
+///
+/// Not available with ``WebSocketConfiguration/assembleFragments`` off (frames go to `onFrame`).
+public struct WebSocketInboundMessages: AsyncSequence, Sendable {
+    /// Each element is a WebSocketMessage.
+    public typealias Element = WebSocketMessage
+    /// What ends the sequence with an error: a close other than 1000/1001/1005.
+    public typealias Failure = WebSocketError
+
+    let buffer: WebSocketInboundBuffer
+
+    /// Starts the one iteration the sequence allows.
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(buffer: buffer, isFirst: buffer.claimIteration())
+    }
+
+    /// Iterates the messages; see ``WebSocketInboundMessages``.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        /// Each element is a WebSocketMessage.
+        public typealias Element = WebSocketMessage
+        /// What ends the sequence with an error: a close other than 1000/1001/1005.
+        public typealias Failure = WebSocketError
+
+        let buffer: WebSocketInboundBuffer
+        let isFirst: Bool
+
+        /// The next message, in order; `nil` after a normal close or cancellation.
+        /// - Throws: ``WebSocketError`` `.connectionClosed` after another close, `.invalidArgument`
+        ///   from a second iterator.
+        public mutating func next() async throws(WebSocketError) -> WebSocketMessage? {
+            guard isFirst else { throw Self.secondIteration }
+            return try await buffer.next().get()
+        }
+
+        /// ``next()``, staying on the caller's actor (no executor hop for buffered messages).
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(WebSocketError) -> WebSocketMessage? {
+            guard isFirst else { throw Self.secondIteration }
+            return try await buffer.next(isolation: actor).get()
+        }
+
+        private static var secondIteration: WebSocketError {
+            WebSocketError(.invalidArgument, "WebSocketConnection.messages can be iterated only once")
+        }
+    }
+}
