@@ -57,8 +57,6 @@ final class EventLoop: @unchecked Sendable {
 
     /// The time of the last tick: cheap to read on every event, accurate to `tickInterval`.
     private(set) var coarseNow: UInt64 = EventLoop.now()
-    /// When the tick handlers last ran (from the timer or from a poller holding the thread).
-    private var lastTick: UInt64 = 0
 
     private var tickHandlers: [ObjectIdentifier: LoopTickHandler] = [:]
     private var tickTimer: DispatchSourceTimer?
@@ -109,9 +107,7 @@ final class EventLoop: @unchecked Sendable {
     func register(_ fd: Int32, _ client: PollerClient, transport: WebSocketTransport) throws(WebSocketError) -> Readiness {
         switch transport {
         case .poller:
-            if self.poller == nil {
-                self.poller = try Poller(queue: queue, waker: waker) { [weak self] now in self?.tickIfDue(now) }
-            }
+            if self.poller == nil { self.poller = try Poller(queue: queue, waker: waker) }
             let poller = self.poller!
             try poller.register(fd, client)
             return PollerRegistration(poller: poller, fd: fd)
@@ -190,12 +186,7 @@ final class EventLoop: @unchecked Sendable {
             timer.schedule(
                 deadline: .now() + .nanoseconds(Int(Self.tickInterval)), repeating: .nanoseconds(Int(Self.tickInterval)),
                 leeway: .milliseconds(10))
-            // A poller holding the thread runs the tick itself (see `tickIfDue`); the timer covers
-            // the rest of the time and skips a tick that ran less than half an interval ago.
-            timer.setEventHandler { [unowned self] in
-                let now = Self.now()
-                if now &- lastTick >= Self.tickInterval / 2 { tick(now) }
-            }
+            timer.setEventHandler { [unowned self] in tick() }
             timer.resume()
             tickTimer = timer
         }
@@ -209,14 +200,8 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Runs the tick handlers if a tick is due: called by a poller between waits while it keeps
-    /// the loop's thread, when the timer's block cannot run.
-    func tickIfDue(_ now: UInt64) {
-        if tickTimer != nil && now &- lastTick >= Self.tickInterval { tick(now) }
-    }
-
-    private func tick(_ now: UInt64) {
-        lastTick = now
+    private func tick() {
+        let now = Self.now()
         coarseNow = now
         runEvent {
             for handler in Array(tickHandlers.values) {

@@ -27,13 +27,9 @@ final class Poller: @unchecked Sendable {
     /// instead of going through libdispatch's manager thread and a thread switch (and a re-arm
     /// through the manager afterwards). Work queued with ``EventLoop/async(_:)`` cuts it short.
     static let lingerMilliseconds: Int32 = 1
-    /// The longest one wake-up keeps the thread while sockets keep being ready. Every block the
-    /// library queues on the loop cuts the hold short (``LoopWaker``) and the loop's tick runs
-    /// inside it (`duringHold`), so what waits for the hand-back is only another transport's
-    /// Dispatch sources on the same queue. Each hand-back costs the next event a trip through
-    /// libdispatch's manager thread and a thread wake-up (tens of µs): at 5 ms, as first chosen,
-    /// that hit about 2% of the messages at 10k messages/s, which is the latency scenario's p99.
-    static let maxHold: UInt64 = 50_000_000
+    /// The longest one wake-up keeps the thread while sockets keep being ready, so the queue's
+    /// timers and other blocks run at least this often.
+    static let maxHold: UInt64 = 5_000_000
 
     private let pollFD: Int32
     private let source: DispatchSourceRead
@@ -45,13 +41,10 @@ final class Poller: @unchecked Sendable {
     private var watchingWrites: [Bool] = []
     private var nextGeneration: UInt32 = 0
     private let waker: LoopWaker?
-    /// Called with the time between waits of a hold: the loop's periodic work.
-    private let duringHold: (UInt64) -> Void
 
-    init(queue: DispatchQueue, waker: LoopWaker?, duringHold: @escaping (UInt64) -> Void = { _ in }) throws(WebSocketError) {
+    init(queue: DispatchQueue, waker: LoopWaker?) throws(WebSocketError) {
         pollFD = try Kernel.create()
         self.waker = waker
-        self.duringHold = duringHold
         if let waker {
             do throws(WebSocketError) {
                 try Kernel.add(pollFD, waker.readFD, token: Self.token(waker.readFD, 0))
@@ -115,10 +108,7 @@ final class Poller: @unchecked Sendable {
         var (served, woken) = serve(Kernel.wait(pollFD, events, Int32(Self.maxEvents), timeout: 0))
         guard let waker, served > 0 else { return }
         let deadline = EventLoop.now() + Self.maxHold
-        while served > 0 && !woken {
-            let now = EventLoop.now()
-            if now >= deadline { return }
-            duringHold(now)
+        while served > 0 && !woken && EventLoop.now() < deadline {
             waker.parked.store(true, ordering: .sequentiallyConsistent)
             if waker.pending.load(ordering: .sequentiallyConsistent) > 0 {
                 waker.parked.store(false, ordering: .sequentiallyConsistent)
