@@ -101,11 +101,12 @@ if let certificate = options.tlsCertificate, let key = options.tlsKey {
 configuration.perMessageDeflate = options.deflate
 let server = WebSocketServer(configuration: configuration)
 
-/// The echo with async/await: one child task per connection, one message at a time, in order.
+/// The echo with async/await: one child task per connection, one message at a time, in order,
+/// each on its connection's loop (so a message and its echo need no thread hop).
 func serveAsync(_ requests: WebSocketServerRequests) async {
     await withDiscardingTaskGroup { group in
         for await request in requests {
-            group.addTask {
+            group.addTask(executorPreference: request.taskExecutor) {
                 guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
                 do {
                     for try await message in connection.messages { try await connection.send(message) }

@@ -28,14 +28,14 @@ func withHangGuard<T: Sendable>(
 /// `server.requests`; shut down at the end of the test.
 func startAsyncServer(
     _ test: XCTestCase, configure: (inout WebSocketServer.Configuration) -> Void = { _ in },
-    handle: @escaping @Sendable (WebSocketConnection) async -> Void
+    onConnectionLoops: Bool = false, handle: @escaping @Sendable (WebSocketConnection) async -> Void
 ) throws -> (WebSocketServer, Int) {
     try startServer(test, configure: configure) { server in
         let requests = server.requests
         Task {
             await withDiscardingTaskGroup { group in
                 for await request in requests {
-                    group.addTask {
+                    group.addTask(executorPreference: onConnectionLoops ? request.taskExecutor : nil) {
                         guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
                         await handle(connection)
                     }
@@ -98,6 +98,25 @@ final class AsyncAPITests: XCTestCase {
             XCTAssertEqual(received.0, [.text("hello"), .binary([1, 2, 3]), .binary(Array(repeating: 7, count: 70_000))])
             XCTAssertEqual(received.1, .normalClosure)
         }
+    }
+
+    /// A task that prefers its connection's `taskExecutor` runs on the connection's loop at every
+    /// step, and its replies keep their order.
+    func testHandlersOnTheConnectionsLoopRunThereAndEchoInOrder() async throws {
+        let offLoop = Atomic<Int>(0)
+        let (_, port) = try startAsyncServer(self, onConnectionLoops: true) { connection in
+            do {
+                if !connection.loop.inLoop { offLoop.add(1, ordering: .relaxed) }
+                for try await message in connection.messages {
+                    if !connection.loop.inLoop { offLoop.add(1, ordering: .relaxed) }
+                    try await connection.send(message)
+                    if !connection.loop.inLoop { offLoop.add(1, ordering: .relaxed) }
+                }
+            } catch {}
+        }
+        let messages = (0..<500).map { WebSocketMessage.text("message \($0)") }
+        XCTAssertEqual(callbackRoundTrip(port: port, messages), messages)
+        XCTAssertEqual(offLoop.load(ordering: .relaxed), 0)
     }
 
     /// oven-sh/bun#32483: handlers must not run concurrently and reorder messages.

@@ -13,6 +13,9 @@ final class WebSocketAsyncOutbox: @unchecked Sendable {
     private var bytes = 0
     private var isScheduled = false
 
+    /// Whether a batch is on its way to the loop.
+    var isBusy: Bool { lock.withLock { isScheduled } }
+
     /// Payload bytes submitted and not yet queued on the loop (`send`'s pacing counts them).
     var bytesInFlight: Int { lock.withLock { bytes } }
 

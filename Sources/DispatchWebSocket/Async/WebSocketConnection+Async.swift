@@ -54,8 +54,17 @@ extension WebSocketConnection {
             close(code: .goingAway, description: "the task sending was cancelled")
             throw Self.cancelledError
         }
-        guard isConnected else { throw WebSocketError(.notConnected, "the connection is closing or closed") }
         let count = message.byteCount
+        // A task on the connection's loop (`taskExecutor`) queues directly, in this loop event,
+        // unless sends it made off the loop are still on their way.
+        if loop.inLoop && !hasAsyncSendsInFlight() {
+            guard machine.canSendData else { throw WebSocketError(.notConnected, "the connection is closing or closed") }
+            if channel.bufferedAmount + count <= configuration.highWaterMark {
+                _ = send(message, completion: nil)  // the callback send
+                return
+            }
+        }
+        guard isConnected else { throw WebSocketError(.notConnected, "the connection is closing or closed") }
         let outbox = asyncOutbox()
         if bufferedAmount + outbox.bytesInFlight + count <= configuration.highWaterMark {
             outbox.submit(message, count: count, completion: nil, to: self)

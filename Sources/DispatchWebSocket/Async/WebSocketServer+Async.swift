@@ -16,7 +16,7 @@ extension WebSocketServer {
     /// try server.listen(port: 8080)
     /// await withDiscardingTaskGroup { group in
     ///     for await request in requests {                  // ends after shutDown()
-    ///         group.addTask {
+    ///         group.addTask(executorPreference: request.taskExecutor) {   // on its loop: no thread hop
     ///             guard let connection = try? request.accept() else { return }
     ///             do {
     ///                 for try await message in connection.messages { try await connection.send(message) }
@@ -51,6 +51,9 @@ extension WebSocketServer {
     /// }
     /// ```
     ///
+    /// Each handler runs on its connection's loop (``WebSocketConnection/taskExecutor``): messages
+    /// and replies need no thread hop, and the handler must not block.
+    ///
     /// Call ``listen(host:port:)`` first. For a choice per request (protocol, origin, rejection)
     /// iterate ``requests`` instead.
     ///
@@ -60,7 +63,7 @@ extension WebSocketServer {
         let requests = self.requests
         await withDiscardingTaskGroup { group in
             for await request in requests {
-                group.addTask {
+                group.addTask(executorPreference: request.taskExecutor) {
                     guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
                     do {
                         try await handler(connection)

@@ -228,12 +228,21 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// The async `send`'s outbox, created on first use (kept after close: sends then fail on the loop).
     func asyncOutbox() -> WebSocketAsyncOutbox {
-        handlerStore.withLock { handlers in
-            if let outbox = handlers.outbox { return outbox }
+        let (outbox, created) = handlerStore.withLock { handlers -> (WebSocketAsyncOutbox, Bool) in
+            if let outbox = handlers.outbox { return (outbox, false) }
             let outbox = WebSocketAsyncOutbox()
             if !shared.withLock({ $0.isFinished }) { handlers.outbox = outbox }
-            return outbox
+            return (outbox, true)
         }
+        if created { handlersChanged.store(true, ordering: .releasing) }
+        return outbox
+    }
+
+    /// On the loop: whether async sends made off the loop are still on their way to it (a send
+    /// made on the loop must then queue behind them to keep the order).
+    func hasAsyncSendsInFlight() -> Bool {
+        refreshHandlers()
+        return handlers.outbox?.isBusy ?? false
     }
 
     private func setHandler(_ update: (inout Handlers) -> Void) {

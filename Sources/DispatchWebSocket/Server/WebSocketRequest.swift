@@ -52,7 +52,7 @@ public final class WebSocketRequest: @unchecked Sendable {
     public let peerCertificate: WebSocketPeerCertificate?
 
     private let key: String
-    private let session: HTTPServerSession
+    let session: HTTPServerSession
     private let lock = Lock()
     private var decided = false
     private var deflateOptions: PerMessageDeflateOptions?
