@@ -1,3 +1,4 @@
+import Dispatch
 // AutobahnClient: runs the Autobahn fuzzing server's client cases with DispatchWebSocket's client.
 //
 //   swift run -c release AutobahnClient --url ws://127.0.0.1:9001 [--agent NAME]
@@ -7,7 +8,7 @@
 // Protocol: GET /getCaseCount, then for each case /runCase?case=N&agent=A (echo every message
 // back), then /updateReports?agent=A.
 import DispatchWebSocket
-import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -20,7 +21,8 @@ func printError(_ message: String) {
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
 
-let usage = "usage: AutobahnClient [--url ws[s]://127.0.0.1:9001] [--agent NAME] [--ca CA.pem] [--deflate] [--transport dispatch|poller]"
+let usage =
+    "usage: AutobahnClient [--url ws[s]://127.0.0.1:9001] [--agent NAME] [--ca CA.pem] [--deflate] [--transport dispatch|poller]"
 
 struct Options {
     var url = "ws://127.0.0.1:9001"
@@ -73,7 +75,8 @@ func run(_ path: String, echo: Bool) -> String? {
     if let caFile = options.caFile { configuration.tls.trustRoots = .pemFile(caFile) }
     // With --deflate: offer client_no_context_takeover (the 13.x cases that request it accept only
     // offers that allow it) and let the server keep its context, so both inflate modes are run.
-    configuration.perMessageDeflate = options.deflate
+    configuration.perMessageDeflate =
+        options.deflate
         ? PerMessageDeflateOptions(serverNoContextTakeover: false, clientNoContextTakeover: true) : nil
     let client = WebSocketClient(configuration: configuration)
     client.onConnect = { connection in

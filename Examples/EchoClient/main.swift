@@ -1,3 +1,4 @@
+import Dispatch
 // EchoClient: connects, sends N messages of a given size, verifies each echo, closes with 1000.
 //
 //   swift run EchoClient ws://127.0.0.1:9001 [--count N] [--size BYTES] [--binary] [--deflate]
@@ -7,7 +8,7 @@
 //
 // Exits 0 only if every echo matched.
 import DispatchWebSocket
-import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -37,7 +38,8 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
     exit(code)
 }
 
-let usage = "usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive] [--ca CA.pem | --insecure] [--deflate] [--transport dispatch|poller]"
+let usage =
+    "usage: EchoClient URL [--count N] [--size BYTES] [--binary] [--interactive] [--ca CA.pem | --insecure] [--deflate] [--transport dispatch|poller]"
 
 func parseOptions() -> Options {
     var options = Options()
@@ -96,11 +98,15 @@ client.onHTTPResponse = { status, _, body in
     printError("EchoClient: server answered HTTP \(status): \(String(decoding: body.prefix(200), as: UTF8.self))")
 }
 client.onConnect = { connection in
-    if options.deflate { print("EchoClient: extensions: \(connection.extensions.isEmpty ? "(none)" : connection.extensions)") }
+    if options.deflate {
+        print("EchoClient: extensions: \(connection.extensions.isEmpty ? "(none)" : connection.extensions)")
+    }
     connection.onClose = { code, reason in
         if options.interactive { exit(0) }
         let milliseconds = (DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1_000_000
-        print("EchoClient: \(run.received)/\(options.count) echoes, \(run.mismatches) mismatched, closed \(code) \(reason), \(milliseconds) ms")
+        print(
+            "EchoClient: \(run.received)/\(options.count) echoes, \(run.mismatches) mismatched, closed \(code) \(reason), \(milliseconds) ms"
+        )
         exit(run.received == options.count && run.mismatches == 0 && code == .normalClosure ? 0 : 1)
     }
     connection.onError = { error in printError("EchoClient: \(error)") }
@@ -130,7 +136,11 @@ client.onConnect = { connection in
     }
     for index in 0..<options.count {
         let bytes = payload(index)
-        if options.binary { connection.sendBytes(bytes) } else { connection.sendUTF(String(decoding: bytes, as: UTF8.self)) }
+        if options.binary {
+            connection.sendBytes(bytes)
+        } else {
+            connection.sendUTF(String(decoding: bytes, as: UTF8.self))
+        }
     }
 }
 client.connect(url: options.url)

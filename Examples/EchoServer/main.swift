@@ -1,3 +1,4 @@
+import Dispatch
 // EchoServer: echoes every message with its type, or with --broadcast sends every message to all
 // connected clients. Driven by the Autobahn conformance runner and the benchmarks:
 //
@@ -17,7 +18,7 @@
 // With --tls-cert and --tls-key it serves wss:// (TLS 1.2/1.3) instead of ws://.
 // It prints `listening on HOST:PORT` once it accepts connections.
 import DispatchWebSocket
-import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -72,7 +73,9 @@ func parseOptions() -> Options {
                 exit(2)
             }
         default:
-            printError("usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--deflate | --deflate-takeover] [--deflate-threshold BYTES] [--transport dispatch|poller] [--async]")
+            printError(
+                "usage: EchoServer [--host HOST] [--port PORT] [--broadcast] [--tls-cert FILE --tls-key FILE] [--deflate | --deflate-takeover] [--deflate-threshold BYTES] [--transport dispatch|poller] [--async]"
+            )
             exit(2)
         }
     }

@@ -1,6 +1,7 @@
-import XCTest
-import Foundation
 import ChatRedis
+import Foundation
+import XCTest
+
 @testable import ChatRoom
 
 /// Several ChatServer instances sharing one room on a real `redis-server` (skipped where it is
@@ -25,11 +26,14 @@ final class ChatRedisTests: XCTestCase {
     }
 
     /// Waits until `count` instances have sent a heartbeat and subscribed (both seen in Redis).
-    private func waitForInstances(_ redis: RedisServerProcess, _ count: Int, file: StaticString = #filePath, line: UInt = #line) {
+    private func waitForInstances(
+        _ redis: RedisServerProcess, _ count: Int, file: StaticString = #filePath, line: UInt = #line
+    ) {
         let deadline = Date() + 20
         while Date() < deadline {
             let registered = (try? redis.command(["ZCARD", "chat:instances"])) == ":\(count)"
-            let subscribed = (try? redis.command(["PUBSUB", "NUMSUB", "chat:events"], wholeReply: true))?
+            let subscribed =
+                (try? redis.command(["PUBSUB", "NUMSUB", "chat:events"], wholeReply: true))?
                 .hasSuffix(":\(count)\r\n") == true
             if registered && subscribed { return }
             usleep(20_000)
@@ -53,7 +57,9 @@ final class ChatRedisTests: XCTestCase {
         let (_, portA) = try startInstance(redis, "A")
         let (_, portB) = try startInstance(redis, "B")
         waitForInstances(redis, 2)
-        let ada = ChatUser(port: portA), ann = ChatUser(port: portA), bob = ChatUser(port: portB)
+        let ada = ChatUser(port: portA)
+        let ann = ChatUser(port: portA)
+        let bob = ChatUser(port: portB)
         ada.join("Ada")
         ann.join("Ann")
         bob.join("Bob")
@@ -88,7 +94,11 @@ final class ChatRedisTests: XCTestCase {
         let ada = ChatUser(port: portA)
         ada.join("Ada")
         ada.wait { self.latestUsers($0) == ["Ada", "Cat"] }
-        cat.wait { $0.messages(ofType: "joined").contains { ($0["name"] as? String) == "Ada" && ($0["users"] as? [String]) == ["Ada", "Cat"] } }
+        cat.wait {
+            $0.messages(ofType: "joined").contains {
+                ($0["name"] as? String) == "Ada" && ($0["users"] as? [String]) == ["Ada", "Cat"]
+            }
+        }
         for i in 1...3 { ada.send(["type": "message", "text": "line \(i)"]) }
         cat.wait { self.texts($0).count == 3 }
 
@@ -106,7 +116,11 @@ final class ChatRedisTests: XCTestCase {
         cat.wait { $0.messages(ofType: "joined").contains { ($0["name"] as? String) == "Dan" } }
         ada.close()
         for user in [cat, dan] {
-            user.wait { $0.messages(ofType: "left").contains { ($0["name"] as? String) == "Ada" && ($0["users"] as? [String]) == ["Cat", "Dan"] } }
+            user.wait {
+                $0.messages(ofType: "left").contains {
+                    ($0["name"] as? String) == "Ada" && ($0["users"] as? [String]) == ["Cat", "Dan"]
+                }
+            }
         }
     }
 
@@ -122,9 +136,18 @@ final class ChatRedisTests: XCTestCase {
         try redis.command(["SADD", "chat:presence:ghost", "Gus"])
         try redis.command(["PEXPIRE", "chat:presence:ghost", "1000"])
         try redis.command(["ZADD", "chat:instances", String(now), "ghost"])
-        ada.wait { $0.messages(ofType: "joined").contains { ($0["name"] as? String) == "Gus" && ($0["users"] as? [String]) == ["Ada", "Gus"] } }
-        ada.wait { $0.messages(ofType: "left").contains { ($0["name"] as? String) == "Gus" && ($0["users"] as? [String]) == ["Ada"] } }
-        XCTAssertEqual(try redis.command(["ZSCORE", "chat:instances", "ghost"]), "$-1", "the stale instance is dropped")
+        ada.wait {
+            $0.messages(ofType: "joined").contains {
+                ($0["name"] as? String) == "Gus" && ($0["users"] as? [String]) == ["Ada", "Gus"]
+            }
+        }
+        ada.wait {
+            $0.messages(ofType: "left").contains {
+                ($0["name"] as? String) == "Gus" && ($0["users"] as? [String]) == ["Ada"]
+            }
+        }
+        XCTAssertEqual(
+            try redis.command(["ZSCORE", "chat:instances", "ghost"]), "$-1", "the stale instance is dropped")
     }
 
     func testANicknameTakenOnOneInstanceIsRefusedOnAnother() throws {
@@ -159,7 +182,9 @@ final class ChatRedisTests: XCTestCase {
         let (_, portA) = try startInstance(redis, "A")
         let (_, portB) = try startInstance(redis, "B")
         waitForInstances(redis, 2)
-        let ada = ChatUser(port: portA), ann = ChatUser(port: portA), bob = ChatUser(port: portB)
+        let ada = ChatUser(port: portA)
+        let ann = ChatUser(port: portA)
+        let bob = ChatUser(port: portB)
         ada.join("Ada")
         ann.join("Ann")
         bob.join("Bob")
@@ -198,7 +223,9 @@ final class ChatRedisTests: XCTestCase {
         XCTAssertFalse(texts(ada).contains("bob alone"))
         // Presence is re-registered by the heartbeat after the restart.
         let deadline = Date() + 10
-        while (try? redis.command(["SISMEMBER", "chat:presence:B", "Bob"])) != ":1" && Date() < deadline { usleep(20_000) }
+        while (try? redis.command(["SISMEMBER", "chat:presence:B", "Bob"])) != ":1" && Date() < deadline {
+            usleep(20_000)
+        }
         XCTAssertEqual(try redis.command(["SISMEMBER", "chat:presence:B", "Bob"]), ":1")
         XCTAssertEqual(try redis.command(["GET", "chat:nick:bob"], wholeReply: true), "$1\r\nB\r\n")
     }
@@ -226,15 +253,19 @@ final class ChatRedisSlowMemberTests: XCTestCase {
         }
         let deadline = Date() + 20
         while (try? redis.command(["PUBSUB", "NUMSUB", "chat:events"], wholeReply: true))?.hasSuffix(":2\r\n") != true
-            && Date() < deadline { usleep(20_000) }
+            && Date() < deadline
+        { usleep(20_000) }
         let stalled = try StalledChatMember(port: instances[1], name: "Sid")
-        let ada = ChatUser(port: instances[0]), bob = ChatUser(port: instances[1])
+        let ada = ChatUser(port: instances[0])
+        let bob = ChatUser(port: instances[1])
         ada.join("Ada")
         bob.join("Bob")
         let line = String(repeating: "x", count: 990)
         for i in 0..<1500 { ada.send(["type": "message", "text": "\(i) \(line)"]) }  // 1.5 MB, past Sid's 1 MiB queue
         bob.wait { $0.messages(ofType: "message").count == 1500 }
-        let numbers = bob.messages(ofType: "message").compactMap { ($0["text"] as? String)?.split(separator: " ").first }
+        let numbers = bob.messages(ofType: "message").compactMap {
+            ($0["text"] as? String)?.split(separator: " ").first
+        }
         XCTAssertEqual(numbers.map(String.init), (0..<1500).map(String.init))
         // Both instances' subscribers are still the same connections.
         let clients = try redis.command(["CLIENT", "LIST", "TYPE", "pubsub"], wholeReply: true)
@@ -258,18 +289,32 @@ final class StalledChatMember {
         address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard connected == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
-        try write(Array(("GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n").utf8))
+        guard connected == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        try write(
+            Array(
+                ("GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n")
+                    .utf8))
         var head: [UInt8] = []
         var byte: UInt8 = 0
         while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
-            guard recv(fd, &byte, 1, 0) == 1 else { close(fd); throw POSIXError(.ECONNRESET) }
+            guard recv(fd, &byte, 1, 0) == 1 else {
+                close(fd)
+                throw POSIXError(.ECONNRESET)
+            }
             head.append(byte)
         }
-        guard String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 101") else { close(fd); throw POSIXError(.EPROTO) }
+        guard String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 101") else {
+            close(fd)
+            throw POSIXError(.EPROTO)
+        }
         // One masked text frame (mask 0: the payload goes as is) with the join.
         let join = Array(#"{"type":"join","name":"\#(name)"}"#.utf8)
         try write([0x81, 0x80 | UInt8(join.count), 0, 0, 0, 0] + join)

@@ -1,6 +1,7 @@
-import XCTest
-import Foundation
 import DispatchWebSocket
+import Foundation
+import XCTest
+
 @testable import ChatRoom
 
 /// A chat participant driven by the library's own client; records every JSON message received.
@@ -24,7 +25,8 @@ final class ChatUser: @unchecked Sendable {
         client.onConnect = { [self] connection in
             connection.onMessage = { [self] message in
                 guard case .text(let text) = message,
-                      let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return }
+                    let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                else { return }
                 lock.withLock { received.append(object) }
                 signal.signal()
             }
@@ -85,7 +87,9 @@ func httpGet(port: Int, path: String) throws -> String {
     var timeout = timeval(tv_sec: 10, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
     let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
@@ -101,7 +105,8 @@ func httpGet(port: Int, path: String) throws -> String {
 }
 
 final class ChatServerTests: XCTestCase {
-    private func startChat(_ configure: (inout ChatServer.Configuration) -> Void = { _ in }) throws -> (ChatServer, Int) {
+    private func startChat(_ configure: (inout ChatServer.Configuration) -> Void = { _ in }) throws -> (ChatServer, Int)
+    {
         var configuration = ChatServer.Configuration()
         configuration.port = 0
         configure(&configuration)
@@ -117,7 +122,8 @@ final class ChatServerTests: XCTestCase {
 
     func testTwoUsersJoinAndBothReceiveAMessageWithTheRightSender() throws {
         let (_, port) = try startChat()
-        let ada = ChatUser(port: port), bob = ChatUser(port: port)
+        let ada = ChatUser(port: port)
+        let bob = ChatUser(port: port)
         ada.join("Ada")
         bob.join("Bob")
         XCTAssertEqual(bob.messages(ofType: "welcome").first?["users"] as? [String], ["Ada", "Bob"])
@@ -134,7 +140,8 @@ final class ChatServerTests: XCTestCase {
 
     func testLeavingIsAnnouncedWithTheNewListOfUsers() throws {
         let (_, port) = try startChat()
-        let ada = ChatUser(port: port), bob = ChatUser(port: port)
+        let ada = ChatUser(port: port)
+        let bob = ChatUser(port: port)
         ada.join("Ada")
         bob.join("Bob")
         bob.close()
@@ -188,7 +195,9 @@ final class ChatServerTests: XCTestCase {
         let (_, port) = try startChat { $0.maxErrors = 100 }
         let user = ChatUser(port: port)
         user.wait { $0.isConnected }
-        let bad = ["this is not JSON", "{", "[]", #"{"type":42}"#, #"{"type":"dance"}"#, #"{"type":"message","text":"hi"}"#]
+        let bad = [
+            "this is not JSON", "{", "[]", #"{"type":42}"#, #"{"type":"dance"}"#, #"{"type":"message","text":"hi"}"#,
+        ]
         for (index, text) in bad.enumerated() {
             user.sendRaw(text)
             user.wait { $0.messages(ofType: "error").count == index + 1 }
@@ -216,7 +225,11 @@ final class ChatServerTests: XCTestCase {
 
     func testRateLimitTrips() throws {
         // Every client message takes a token, the join too: 1 + 3 get through.
-        let (_, port) = try startChat { $0.rateLimit = 4; $0.ratePeriod = 3600; $0.maxErrors = 100 }
+        let (_, port) = try startChat {
+            $0.rateLimit = 4
+            $0.ratePeriod = 3600
+            $0.maxErrors = 100
+        }
         let ada = ChatUser(port: port)
         ada.join("Ada")
         for index in 0..<5 { ada.send(["type": "message", "text": "spam \(index)"]) }
@@ -279,7 +292,8 @@ final class ChatServerTests: XCTestCase {
         configuration.port = 0
         let chat = ChatServer(configuration: configuration)
         let port = try chat.start().port
-        let ada = ChatUser(port: port), bob = ChatUser(port: port)
+        let ada = ChatUser(port: port)
+        let bob = ChatUser(port: port)
         ada.join("Ada")
         bob.wait { $0.isConnected }
         let done = DispatchSemaphore(value: 0)

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import ChatRedis
 
 /// The Redis client against a real `redis-server` (skipped where it is not installed).
@@ -13,7 +14,9 @@ final class RedisConnectionTests: XCTestCase {
         let connection = RedisConnection(configuration: configuration, role: role)
         let events = Events()
         connection.onStateChange = { connected, _ in events.append(connected ? "up" : "down") }
-        connection.onMessage = { channel, payload in events.append("\(channel):\(String(decoding: payload, as: UTF8.self))") }
+        connection.onMessage = { channel, payload in
+            events.append("\(channel):\(String(decoding: payload, as: UTF8.self))")
+        }
         addTeardownBlock { connection.close() }
         return (connection, events)
     }
@@ -31,16 +34,22 @@ final class RedisConnectionTests: XCTestCase {
             connection.start()
             events.wait { $0.contains("up") }
             let replies = Events()
-            for i in 0..<500 { connection.send(["INCR", "counter\(version)"]) { replies.append("\(i)=\((try? $0.get()) ?? .null)") } }
+            for i in 0..<500 {
+                connection.send(["INCR", "counter\(version)"]) { replies.append("\(i)=\((try? $0.get()) ?? .null)") }
+            }
             replies.wait { $0.count == 500 }
             XCTAssertEqual(replies.all, (0..<500).map { "\($0)=\(RESPValue.integer(Int64($0 + 1)))" })
             XCTAssertEqual(try run(connection, ["SET", "k", "a\r\nb"]).get(), .simpleString("OK"))
             XCTAssertEqual(try run(connection, ["GET", "k"]).get(), .bulkString(Array("a\r\nb".utf8)))
             XCTAssertEqual(try run(connection, ["GET", "missing"]).get(), .null)
-            guard case .failure(.server(let message)) = run(connection, ["NOSUCHCOMMAND"]) else { return XCTFail("no error reply") }
+            guard case .failure(.server(let message)) = run(connection, ["NOSUCHCOMMAND"]) else {
+                return XCTFail("no error reply")
+            }
             XCTAssertTrue(message.contains("unknown command"), message)
             if version == 3 {
-                guard case .map = try run(connection, ["HGETALL", "nope"]).get() else { return XCTFail("RESP3 map expected") }
+                guard case .map = try run(connection, ["HGETALL", "nope"]).get() else {
+                    return XCTFail("RESP3 map expected")
+                }
             }
         }
     }
@@ -74,7 +83,9 @@ final class RedisConnectionTests: XCTestCase {
         events.wait { $0.contains("up") }
         redis.stop()
         events.wait { $0.contains("down") }
-        guard case .failure(.notConnected) = run(connection, ["PING"]) else { return XCTFail("a command while down must fail") }
+        guard case .failure(.notConnected) = run(connection, ["PING"]) else {
+            return XCTFail("a command while down must fail")
+        }
         try redis.start()
         events.wait { $0.filter { $0 == "up" }.count == 2 }
         XCTAssertEqual(try run(connection, ["PING"]).get(), .simpleString("PONG"))
@@ -140,7 +151,8 @@ final class RedisConnectionGarbageTests: XCTestCase {
         serving.wait()
         close(listener)
         XCTAssertEqual(events.all.count, 1, "reported once: \(events.all)")
-        XCTAssertTrue(events.all.first?.hasPrefix("down: redis protocol error: unknown type byte 0x40") == true, "\(events.all)")
+        XCTAssertTrue(
+            events.all.first?.hasPrefix("down: redis protocol error: unknown type byte 0x40") == true, "\(events.all)")
     }
 }
 

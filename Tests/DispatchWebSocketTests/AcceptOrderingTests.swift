@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// What the app sends right after accepting reaches the client after the 101 response.

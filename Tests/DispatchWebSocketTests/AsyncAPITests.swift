@@ -1,9 +1,11 @@
-import XCTest
 import Synchronization
+import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import DispatchWebSocket
 
 struct HangGuardExpired: Error {}
 
@@ -36,7 +38,9 @@ func startAsyncServer(
             await withDiscardingTaskGroup { group in
                 for await request in requests {
                     group.addTask(executorPreference: onConnectionLoops ? request.taskExecutor : nil) {
-                        guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
+                        guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else {
+                            return
+                        }
                         await handle(connection)
                     }
                 }
@@ -65,7 +69,9 @@ func callbackRoundTrip(port: Int, _ messages: [WebSocketMessage]) -> [WebSocketM
 }
 
 final class AsyncAPITests: XCTestCase {
-    let sample: [WebSocketMessage] = [.text("hello"), .binary([1, 2, 3]), .text(""), .binary(Array(repeating: 7, count: 70_000))]
+    let sample: [WebSocketMessage] = [
+        .text("hello"), .binary([1, 2, 3]), .text(""), .binary(Array(repeating: 7, count: 70_000)),
+    ]
 
     // MARK: Same semantics as the callbacks
 
@@ -95,7 +101,8 @@ final class AsyncAPITests: XCTestCase {
                 let code = try await connection.close(code: .normalClosure, reason: "done")
                 return (received, code)
             }
-            XCTAssertEqual(received.0, [.text("hello"), .binary([1, 2, 3]), .binary(Array(repeating: 7, count: 70_000))])
+            XCTAssertEqual(
+                received.0, [.text("hello"), .binary([1, 2, 3]), .binary(Array(repeating: 7, count: 70_000))])
             XCTAssertEqual(received.1, .normalClosure)
         }
     }
@@ -167,7 +174,8 @@ final class AsyncAPITests: XCTestCase {
         for index in 0..<5 {
             let payload = Array("early \(index)".utf8)
             let key: [UInt8] = [1, 2, 3, 4]
-            bytes += [0x81, 0x80 | UInt8(payload.count)] + key + payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
+            bytes +=
+                [0x81, 0x80 | UInt8(payload.count)] + key + payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
         }
         try raw.write(bytes)
         XCTAssertTrue(try raw.readHTTPHead().hasPrefix("HTTP/1.1 101"))
@@ -180,7 +188,8 @@ final class AsyncAPITests: XCTestCase {
         let count = 200
         let stats = LockedValue<(highest: Int, pauses: Int)>((0, 0))
         let received = EventLog<Int>()
-        let (_, port) = try startAsyncServer(self, configure: { $0.connection.maxBufferedMessages = limit }) { connection in
+        let (_, port) = try startAsyncServer(self, configure: { $0.connection.maxBufferedMessages = limit }) {
+            connection in
             do {
                 var index = 0
                 for try await message in connection.messages {
@@ -224,7 +233,8 @@ final class AsyncAPITests: XCTestCase {
                 for try await _ in connection.messages {}
                 outcomes.append("finished")
             } catch let error as WebSocketError {
-                outcomes.append("\(error.code) \(error.closeCode.map { "\($0.rawValue)" } ?? "-") \(error.closeReason ?? "-")")
+                outcomes.append(
+                    "\(error.code) \(error.closeCode.map { "\($0.rawValue)" } ?? "-") \(error.closeReason ?? "-")")
             } catch {
                 outcomes.append("unexpected \(error)")
             }
@@ -317,7 +327,9 @@ final class AsyncAPITests: XCTestCase {
         try socket.close()
 
         let (_, rejectingPort) = try startServer(self) { _ in }  // no onRequest: 403
-        for (url, expected) in [("ftp://x/", WebSocketError.Code.invalidArgument), ("ws://127.0.0.1:\(rejectingPort)/", .handshakeFailed)] {
+        for (url, expected) in [
+            ("ftp://x/", WebSocketError.Code.invalidArgument), ("ws://127.0.0.1:\(rejectingPort)/", .handshakeFailed),
+        ] {
             do {
                 _ = try await withHangGuard { try await WebSocket.connect(url: url) }
                 XCTFail("\(url) must fail")
@@ -393,7 +405,8 @@ final class AsyncAPITests: XCTestCase {
     func testCancellingABlockedSendClosesWith1001AndLeaksNothing() async throws {
         let liveBefore = WebSocketConnection.liveCount.load(ordering: .relaxed)
         let serverCloses = EventLog<WebSocketCloseCode>()
-        let (server, port) = try startServer(self, configure: { $0.connection.closeTimeout = .milliseconds(500) }) { server in
+        let (server, port) = try startServer(self, configure: { $0.connection.closeTimeout = .milliseconds(500) }) {
+            server in
             server.onRequest = { request in
                 let connection = try? request.accept()
                 connection?.pause()  // never reads: the client's sends back up
@@ -444,7 +457,8 @@ final class AsyncAPITests: XCTestCase {
     }
 
     func testCancellingAnAsyncCloseDropsTheConnection() async throws {
-        let (_, port) = try startServer(self, configure: { $0.connection.closeTimeout = .milliseconds(500) }) { server in
+        let (_, port) = try startServer(self, configure: { $0.connection.closeTimeout = .milliseconds(500) }) {
+            server in
             server.onRequest = { request in (try? request.accept())?.pause() }  // never answers the close
         }
         var configuration = WebSocketClient.Configuration()

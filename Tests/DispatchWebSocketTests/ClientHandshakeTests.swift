@@ -17,7 +17,9 @@ final class ClientOpeningHandshakeTests: XCTestCase {
     }
 
     private func check(_ head: HTTPResponseHead, offered: [String] = []) -> ClientHandshakeError.Check? {
-        if case .failure(let error) = ClientHandshake.validate(head, key: key, offeredProtocols: offered) { return error.check }
+        if case .failure(let error) = ClientHandshake.validate(head, key: key, offeredProtocols: offered) {
+            return error.check
+        }
         return nil
     }
 
@@ -27,7 +29,8 @@ final class ClientOpeningHandshakeTests: XCTestCase {
     ) -> String {
         String(
             decoding: ClientHandshake.request(
-                host: host, port: port, defaultPort: 80, resource: resource, key: key, protocols: protocols, origin: origin,
+                host: host, port: port, defaultPort: 80, resource: resource, key: key, protocols: protocols,
+                origin: origin,
                 extraHeaders: extraHeaders),
             as: UTF8.self)
     }
@@ -77,7 +80,8 @@ final class ClientOpeningHandshakeTests: XCTestCase {
 
     func testTheChosenProtocolIsReturned() {
         let head = response(good + [("Sec-WebSocket-Protocol", "superchat")])
-        XCTAssertEqual(try ClientHandshake.validate(head, key: key, offeredProtocols: ["chat", "superchat"]).get(), "superchat")
+        XCTAssertEqual(
+            try ClientHandshake.validate(head, key: key, offeredProtocols: ["chat", "superchat"]).get(), "superchat")
     }
 
     func testAnyStatusOtherThan101Fails() {
@@ -87,31 +91,44 @@ final class ClientOpeningHandshakeTests: XCTestCase {
     }
 
     func testUpgradeAndConnectionAreCaseInsensitiveTokenLists() {
-        let relaxed = response([("upgrade", "WebSocket"), ("CONNECTION", "keep-alive, upgrade"), ("Sec-WebSocket-Accept", accept)])
+        let relaxed = response([
+            ("upgrade", "WebSocket"), ("CONNECTION", "keep-alive, upgrade"), ("Sec-WebSocket-Accept", accept),
+        ])
         XCTAssertNil(check(relaxed))
         XCTAssertEqual(check(response(good.filter { $0.0 != "Upgrade" })), .upgradeHeader)
         XCTAssertEqual(check(response(good.filter { $0.0 != "Upgrade" } + [("Upgrade", "h2c")])), .upgradeHeader)
         XCTAssertEqual(check(response(good.filter { $0.0 != "Connection" })), .connectionHeader)
-        XCTAssertEqual(check(response(good.filter { $0.0 != "Connection" } + [("Connection", "close")])), .connectionHeader)
+        XCTAssertEqual(
+            check(response(good.filter { $0.0 != "Connection" } + [("Connection", "close")])), .connectionHeader)
     }
 
     func testTheAcceptValueMustBePresentOnceAndMatchOurKey() {
         let withoutAccept = good.filter { $0.0 != "Sec-WebSocket-Accept" }
         XCTAssertEqual(check(response(withoutAccept)), .acceptKey)
-        XCTAssertEqual(check(response(withoutAccept + [("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo")])), .acceptKey)
+        XCTAssertEqual(
+            check(response(withoutAccept + [("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo")])), .acceptKey)
         XCTAssertEqual(check(response(withoutAccept + [("Sec-WebSocket-Accept", accept.lowercased())])), .acceptKey)
-        XCTAssertEqual(check(response(withoutAccept + [("Sec-WebSocket-Accept", WebSocketAccept.value(forKey: "AAAAAAAAAAAAAAAAAAAAAA=="))])), .acceptKey)
+        XCTAssertEqual(
+            check(
+                response(
+                    withoutAccept + [
+                        ("Sec-WebSocket-Accept", WebSocketAccept.value(forKey: "AAAAAAAAAAAAAAAAAAAAAA=="))
+                    ])), .acceptKey)
         XCTAssertEqual(check(response(good + [("Sec-WebSocket-Accept", accept)])), .acceptKey)
     }
 
     func testAProtocolWeDidNotOfferFails() {
         XCTAssertEqual(check(response(good + [("Sec-WebSocket-Protocol", "chat")])), .unofferedProtocol("chat"))
-        XCTAssertEqual(check(response(good + [("Sec-WebSocket-Protocol", "other")]), offered: ["chat"]), .unofferedProtocol("other"))
-        XCTAssertEqual(check(response(good + [("Sec-WebSocket-Protocol", "Chat")]), offered: ["chat"]), .unofferedProtocol("Chat"))
+        XCTAssertEqual(
+            check(response(good + [("Sec-WebSocket-Protocol", "other")]), offered: ["chat"]),
+            .unofferedProtocol("other"))
+        XCTAssertEqual(
+            check(response(good + [("Sec-WebSocket-Protocol", "Chat")]), offered: ["chat"]), .unofferedProtocol("Chat"))
         XCTAssertEqual(
             check(response(good + [("Sec-WebSocket-Protocol", "chat, superchat")]), offered: ["chat", "superchat"]),
             .unofferedProtocol("chat, superchat"))
-        XCTAssertEqual(check(response(good + [("Sec-WebSocket-Protocol", "")]), offered: ["chat"]), .unofferedProtocol(""))
+        XCTAssertEqual(
+            check(response(good + [("Sec-WebSocket-Protocol", "")]), offered: ["chat"]), .unofferedProtocol(""))
     }
 
     func testAnyExtensionFailsBecauseWeOfferNone() {
@@ -140,7 +157,8 @@ final class ClientOpeningHandshakeTests: XCTestCase {
             origin: "http://example.com", extraHeaders: [:])
         var serverParser = HTTPHeadParser(maxHeadBytes: 4096)
         XCTAssertNil(try Array(requestBytes[..<50]).withUnsafeBytes { try serverParser.parseRequest($0) })
-        let parsedRequest = try XCTUnwrap(try Array(requestBytes[50...]).withUnsafeBytes { try serverParser.parseRequest($0) })
+        let parsedRequest = try XCTUnwrap(
+            try Array(requestBytes[50...]).withUnsafeBytes { try serverParser.parseRequest($0) })
         XCTAssertEqual(parsedRequest.consumed, requestBytes.count - 50)
         XCTAssertTrue(ServerHandshake.isUpgradeRequest(parsedRequest.head))
         XCTAssertEqual(parsedRequest.head.target, "/chat?x=1")
@@ -152,11 +170,13 @@ final class ClientOpeningHandshakeTests: XCTestCase {
         let responseBytes = ServerHandshake.acceptResponse(key: upgrade.key, protocol: "v2", extraHeaders: [:])
         var clientParser = HTTPHeadParser(maxHeadBytes: 4096)
         XCTAssertNil(try Array(responseBytes[..<30]).withUnsafeBytes { try clientParser.parseResponse($0) })
-        let parsedResponse = try XCTUnwrap(try Array(responseBytes[30...] + [0x81, 0x00]).withUnsafeBytes {
-            try clientParser.parseResponse($0)
-        })
+        let parsedResponse = try XCTUnwrap(
+            try Array(responseBytes[30...] + [0x81, 0x00]).withUnsafeBytes {
+                try clientParser.parseResponse($0)
+            })
         XCTAssertEqual(parsedResponse.consumed, responseBytes.count - 30)
-        XCTAssertEqual(try ClientHandshake.validate(parsedResponse.head, key: key, offeredProtocols: ["v1", "v2"]).get(), "v2")
+        XCTAssertEqual(
+            try ClientHandshake.validate(parsedResponse.head, key: key, offeredProtocols: ["v1", "v2"]).get(), "v2")
     }
 
     func testAServerRejectionParsesAsANon101Response() throws {

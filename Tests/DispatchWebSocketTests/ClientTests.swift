@@ -1,8 +1,10 @@
 import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import DispatchWebSocket
 
 /// A one-shot raw TCP server: accepts one connection at a time, reads the request head, answers
 /// with `response(requestHead)`, then keeps the socket open until the client leaves.
@@ -79,7 +81,9 @@ final class ClientTests: XCTestCase {
             connections.append(connection)
         }
         client.onConnectFailed = { events.append("failed:\($0.code):\($0.message)") }
-        client.onHTTPResponse = { status, _, body in events.append("http:\(status):\(String(decoding: body, as: UTF8.self))") }
+        client.onHTTPResponse = { status, _, body in
+            events.append("http:\(status):\(String(decoding: body, as: UTF8.self))")
+        }
         client.connect(url: url, protocols: protocols)
         return (client, events, connections)
     }
@@ -113,7 +117,9 @@ final class ClientTests: XCTestCase {
         let (_, port) = try startServer(self) { server in
             server.onRequest = { request in
                 let connection = try? request.accept()
-                connection?.onMessage = { _ in connection?.close(code: WebSocketCloseCode(rawValue: 4000), description: "done") }
+                connection?.onMessage = { _ in
+                    connection?.close(code: WebSocketCloseCode(rawValue: 4000), description: "done")
+                }
             }
         }
         let (_, events, connections) = connect("ws://127.0.0.1:\(port)")
@@ -131,8 +137,10 @@ final class ClientTests: XCTestCase {
 
     func testAProtocolWeDidNotOfferFailsTheConnection() throws {
         let server = try FakeServer { head in
-            Array(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Accept: \(FakeServer.acceptValue(head))\r\nSec-WebSocket-Protocol: evil\r\n\r\n").utf8)
+            Array(
+                ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Accept: \(FakeServer.acceptValue(head))\r\nSec-WebSocket-Protocol: evil\r\n\r\n")
+                    .utf8)
         }
         server.serve()
         let (_, events, _) = connect("ws://127.0.0.1:\(server.port)", protocols: ["chat"])
@@ -142,15 +150,29 @@ final class ClientTests: XCTestCase {
 
     func testEachHandshakeValidationFailure() throws {
         let cases: [(String, String)] = [
-            ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: wrong\r\n\r\n", "Sec-WebSocket-Accept"),
-            ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n", "Upgrade header"),
-            ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: close\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n", "Connection header"),
-            ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n", "permessage-deflate"),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: wrong\r\n\r\n",
+                "Sec-WebSocket-Accept"
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n",
+                "Upgrade header"
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: close\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n",
+                "Connection header"
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+                "permessage-deflate"
+            ),
             ("HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope", "403"),
             ("NOT HTTP\r\n\r\n", "malformed"),
         ]
         for (template, expected) in cases {
-            let server = try FakeServer { head in Array(template.replacingOccurrences(of: "ACCEPT", with: FakeServer.acceptValue(head)).utf8) }
+            let server = try FakeServer { head in
+                Array(template.replacingOccurrences(of: "ACCEPT", with: FakeServer.acceptValue(head)).utf8)
+            }
             server.serve()
             let (_, events, _) = connect("ws://127.0.0.1:\(server.port)")
             let seen = events.wait { $0.contains { $0.hasPrefix("failed:") } }
@@ -160,7 +182,9 @@ final class ClientTests: XCTestCase {
     }
 
     func testNon101ResponseBodyIsReported() throws {
-        let server = try FakeServer { _ in Array("HTTP/1.1 401 Unauthorized\r\nContent-Length: 12\r\n\r\nlog in first".utf8) }
+        let server = try FakeServer { _ in
+            Array("HTTP/1.1 401 Unauthorized\r\nContent-Length: 12\r\n\r\nlog in first".utf8)
+        }
         server.serve()
         let (_, events, _) = connect("ws://127.0.0.1:\(server.port)")
         let seen = events.waitForCount(2)
@@ -171,7 +195,9 @@ final class ClientTests: XCTestCase {
     func testRedirectsAreFollowedWhenEnabled() throws {
         let fixture = try startEchoServer(self)
         let redirect = try FakeServer { _ in
-            Array("HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:\(fixture.port)/moved\r\nContent-Length: 0\r\n\r\n".utf8)
+            Array(
+                "HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:\(fixture.port)/moved\r\nContent-Length: 0\r\n\r\n".utf8
+            )
         }
         redirect.serve(connections: 2)
         let (_, followed, _) = connect("ws://127.0.0.1:\(redirect.port)/old") { $0.followRedirects = true }
@@ -234,7 +260,9 @@ final class BrowserWebSocketTests: XCTestCase {
         let log = EventLog<String>()
         let socket = try WebSocket(url: "ws://127.0.0.1:\(fixture.port)/", protocols: ["chat"])
         XCTAssertEqual(socket.readyState, .connecting)
-        XCTAssertThrowsError(try socket.send("too early")) { XCTAssertEqual(($0 as? WebSocketError)?.code, .notConnected) }
+        XCTAssertThrowsError(try socket.send("too early")) {
+            XCTAssertEqual(($0 as? WebSocketError)?.code, .notConnected)
+        }
         socket.onopen = { log.append("open") }
         socket.onmessage = { message in if case .text(let text) = message { log.append("message:\(text)") } }
         socket.onclose = { event in log.append("close:\(event.code):\(event.reason):\(event.wasClean)") }
@@ -254,7 +282,9 @@ final class BrowserWebSocketTests: XCTestCase {
             log.append("after close(): \(socket.readyState)")
         }
         socket.onclose = { [weak socket] event in
-            log.append("close:\(event.code):\(event.reason):\(event.wasClean) in state \(socket.map { "\($0.readyState)" } ?? "gone")")
+            log.append(
+                "close:\(event.code):\(event.reason):\(event.wasClean) in state \(socket.map { "\($0.readyState)" } ?? "gone")"
+            )
         }
         try socket.send("again")
         log.wait { $0.contains("message:again") }
@@ -270,7 +300,9 @@ final class BrowserWebSocketTests: XCTestCase {
         let fixture = try startEchoServer(self)
         let socket = try WebSocket(url: "ws://127.0.0.1:\(fixture.port)/")
         for code in [999, 1001, 1005, 2999, 5000] {
-            XCTAssertThrowsError(try socket.close(code: code)) { XCTAssertEqual(($0 as? WebSocketError)?.code, .invalidArgument) }
+            XCTAssertThrowsError(try socket.close(code: code)) {
+                XCTAssertEqual(($0 as? WebSocketError)?.code, .invalidArgument)
+            }
         }
         XCTAssertThrowsError(try socket.close(code: 1000, reason: String(repeating: "é", count: 62))) {
             XCTAssertEqual(($0 as? WebSocketError)?.code, .invalidArgument)

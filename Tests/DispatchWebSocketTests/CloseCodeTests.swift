@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 final class WebSocketCloseCodeTests: XCTestCase {
@@ -22,7 +23,8 @@ final class WebSocketCloseCodeTests: XCTestCase {
             (.normalClosure, 1000, "normal closure"), (.goingAway, 1001, "going away"),
             (.protocolError, 1002, "protocol error"), (.unsupportedData, 1003, "unsupported data"),
             (.noStatusReceived, 1005, "no status received"), (.abnormalClosure, 1006, "abnormal closure"),
-            (.invalidFramePayloadData, 1007, "invalid frame payload data"), (.policyViolation, 1008, "policy violation"),
+            (.invalidFramePayloadData, 1007, "invalid frame payload data"),
+            (.policyViolation, 1008, "policy violation"),
             (.messageTooBig, 1009, "message too big"), (.mandatoryExtension, 1010, "mandatory extension"),
             (.internalServerError, 1011, "internal server error"), (.serviceRestart, 1012, "service restart"),
             (.tryAgainLater, 1013, "try again later"), (.badGateway, 1014, "bad gateway"),
@@ -55,7 +57,9 @@ final class ClosePayloadTests: XCTestCase {
         bytes.withUnsafeBytes { ClosePayload.parse($0) }
     }
 
-    private func parsed(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> (code: WebSocketCloseCode?, reason: String)? {
+    private func parsed(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> (
+        code: WebSocketCloseCode?, reason: String
+    )? {
         switch parse(bytes) {
         case .success(let value): return value
         case .failure(let error):
@@ -106,7 +110,10 @@ final class ClosePayloadTests: XCTestCase {
     }
 
     func testReasonMustBeValidUTF8() {
-        let bad: [[UInt8]] = [[0xC0, 0x80], [0xFF], [0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xCE], Array("ok".utf8) + [0xE2, 0x82]]
+        let bad: [[UInt8]] = [
+            [0xC0, 0x80], [0xFF], [0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xCE],
+            Array("ok".utf8) + [0xE2, 0x82],
+        ]
         for reason in bad {
             XCTAssertEqual(failure(big(1000) + reason), .invalidUTF8Reason, "\(reason)")
         }
@@ -124,7 +131,8 @@ final class ClosePayloadTests: XCTestCase {
     func testReasonIsTruncatedAtAScalarBoundary() {
         let ascii122 = String(repeating: "a", count: 122)
         // 122 + 2 bytes does not fit in 123: the whole "é" goes.
-        XCTAssertEqual(ClosePayload.encode(code: .normalClosure, reason: ascii122 + "é"), big(1000) + Array(ascii122.utf8))
+        XCTAssertEqual(
+            ClosePayload.encode(code: .normalClosure, reason: ascii122 + "é"), big(1000) + Array(ascii122.utf8))
         // 121 + 2 fits exactly.
         let ascii121 = String(repeating: "a", count: 121)
         XCTAssertEqual(ClosePayload.encode(code: .normalClosure, reason: ascii121 + "é").count, 125)
@@ -148,8 +156,12 @@ final class ClosePayloadTests: XCTestCase {
     }
 
     func testRoundTrip() {
-        let reasons = ["", "bye", "κόσμε", "😀😀😀", String(repeating: "ünïcödé ", count: 3), String(repeating: "z", count: 123)]
-        for code: WebSocketCloseCode in [.normalClosure, .goingAway, .protocolError, .messageTooBig, .badGateway, 3000, 4999] {
+        let reasons = [
+            "", "bye", "κόσμε", "😀😀😀", String(repeating: "ünïcödé ", count: 3), String(repeating: "z", count: 123),
+        ]
+        for code: WebSocketCloseCode in [
+            .normalClosure, .goingAway, .protocolError, .messageTooBig, .badGateway, 3000, 4999,
+        ] {
             for reason in reasons {
                 let value = parsed(ClosePayload.encode(code: code, reason: reason))
                 XCTAssertEqual(value?.code, code)

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// Records what the state machine asks for, so every protocol rule is tested without sockets.
@@ -31,7 +32,9 @@ final class RecordingOutput: ConnectionStateMachineOutput {
         }
         return nil
     }
-    var messages: [WebSocketMessage] { actions.compactMap { if case .message(let m) = $0 { return m } else { return nil } } }
+    var messages: [WebSocketMessage] {
+        actions.compactMap { if case .message(let m) = $0 { return m } else { return nil } }
+    }
 }
 
 final class ConnectionStateMachineTests: XCTestCase {
@@ -48,7 +51,8 @@ final class ConnectionStateMachineTests: XCTestCase {
     private func frame(
         _ opcode: WebSocketOpcode, _ payload: [UInt8], fin: Bool = true, masked: Bool = true, rsv1: Bool = false
     ) -> [UInt8] {
-        WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, maskingKey: masked ? .random() : nil, payload: payload).encoded()
+        WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, maskingKey: masked ? .random() : nil, payload: payload)
+            .encoded()
     }
 
     private func feed(_ machine: ConnectionStateMachine<RecordingOutput>, _ bytes: [UInt8]) {
@@ -57,7 +61,8 @@ final class ConnectionStateMachineTests: XCTestCase {
     }
 
     private func assertFails(
-        with code: UInt16, _ bytes: [UInt8], role: WebSocketRole = .server, file: StaticString = #filePath, line: UInt = #line,
+        with code: UInt16, _ bytes: [UInt8], role: WebSocketRole = .server, file: StaticString = #filePath,
+        line: UInt = #line,
         configure: (inout WebSocketConfiguration) -> Void = { _ in }
     ) {
         output = RecordingOutput()
@@ -77,8 +82,10 @@ final class ConnectionStateMachineTests: XCTestCase {
 
     func testAssemblesFragmentsWithAPingBetweenThem() {
         let machine = machine()
-        feed(machine, frame(.binary, [1, 2], fin: false) + frame(.ping, [7]) + frame(.continuation, [3], fin: false)
-            + frame(.continuation, [4]))
+        feed(
+            machine,
+            frame(.binary, [1, 2], fin: false) + frame(.ping, [7]) + frame(.continuation, [3], fin: false)
+                + frame(.continuation, [4]))
         XCTAssertEqual(output.actions, [.ping([7]), .message(.binary([1, 2, 3, 4]))])
     }
 
@@ -138,7 +145,9 @@ final class ConnectionStateMachineTests: XCTestCase {
 
     func testUTF8SequenceSplitAcrossFragmentsIsValid() {
         let machine = machine()
-        feed(machine, frame(.text, [0xE2], fin: false) + frame(.continuation, [0x82], fin: false) + frame(.continuation, [0xAC]))
+        feed(
+            machine,
+            frame(.text, [0xE2], fin: false) + frame(.continuation, [0x82], fin: false) + frame(.continuation, [0xAC]))
         XCTAssertEqual(output.actions, [.message(.text("€"))])
     }
 
@@ -150,8 +159,11 @@ final class ConnectionStateMachineTests: XCTestCase {
     }
 
     func testOversizedMessageIsRejectedAtTheFrameThatExceedsIt() {
-        assertFails(with: 1009, frame(.binary, Array(repeating: 1, count: 600), fin: false)
-            + FrameHeader(opcode: .continuation, maskingKey: .random(), payloadLength: 600).bytes) {
+        assertFails(
+            with: 1009,
+            frame(.binary, Array(repeating: 1, count: 600), fin: false)
+                + FrameHeader(opcode: .continuation, maskingKey: .random(), payloadLength: 600).bytes
+        ) {
             $0.maxReceivedMessageSize = 1000
         }
     }
@@ -227,10 +239,12 @@ final class ConnectionStateMachineTests: XCTestCase {
     func testFrameModeDeliversEachDataFrameWithItsFinBit() {
         let machine = machine { $0.assembleFragments = false }
         feed(machine, frame(.text, Array("a".utf8), fin: false) + frame(.continuation, Array("b".utf8)))
-        XCTAssertEqual(output.actions, [
-            .frame(WebSocketFrame(fin: false, opcode: .text, payload: Array("a".utf8))),
-            .frame(WebSocketFrame(fin: true, opcode: .continuation, payload: Array("b".utf8))),
-        ])
+        XCTAssertEqual(
+            output.actions,
+            [
+                .frame(WebSocketFrame(fin: false, opcode: .text, payload: Array("a".utf8))),
+                .frame(WebSocketFrame(fin: true, opcode: .continuation, payload: Array("b".utf8))),
+            ])
     }
 
     func testFrameModeStillChecksOrderAndUTF8() {

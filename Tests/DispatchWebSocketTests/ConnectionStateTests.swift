@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// `isWritable`, `hasFinished` and `hasEnded` through both closing orders.

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// `onDeferredHTTPRequest`: an answer given later from another queue (keep-alive and pipelining
@@ -17,7 +18,9 @@ final class DeferredHTTPResponseTests: XCTestCase {
     private static func descriptors(openOn path: String) -> Int {
         let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return entries.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == target }.count
+        return entries.filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == target
+        }.count
     }
 
     /// Reads exactly `count` bytes after a head.
@@ -40,7 +43,8 @@ final class DeferredHTTPResponseTests: XCTestCase {
             }
         }
         let client = try RawClient(port: port)
-        try client.write("GET /first HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        try client.write(
+            "GET /first HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
         let first = try client.readHTTPResponse()
         XCTAssertTrue(first.head.hasPrefix("HTTP/1.1 200"), first.head)
         XCTAssertTrue(first.head.lowercased().contains("connection: keep-alive"))
@@ -82,7 +86,8 @@ final class DeferredHTTPResponseTests: XCTestCase {
         close(probe)
         let port = try server { _, responder in
             do {
-                responder.respond(status: 200, headers: ["Content-Type": "application/octet-stream"], body: try .file(atPath: path))
+                responder.respond(
+                    status: 200, headers: ["Content-Type": "application/octet-stream"], body: try .file(atPath: path))
             } catch {
                 responder.respond(HTTPResponse(status: 500, body: "\(error)"))
             }
@@ -107,10 +112,15 @@ final class DeferredHTTPResponseTests: XCTestCase {
         let total = 64 << 20
         let pulled = LockedValue(0)
         let port = try server { _, responder in
-            responder.respond(status: 200, body: HTTPResponseBody(contentLength: total) { maxBytes in
-                let offset = pulled.withLock { value in defer { value += maxBytes }; return value }
-                return [UInt8](repeating: UInt8(truncatingIfNeeded: offset >> 16), count: maxBytes)
-            })
+            responder.respond(
+                status: 200,
+                body: HTTPResponseBody(contentLength: total) { maxBytes in
+                    let offset = pulled.withLock { value in
+                        defer { value += maxBytes }
+                        return value
+                    }
+                    return [UInt8](repeating: UInt8(truncatingIfNeeded: offset >> 16), count: maxBytes)
+                })
         }
         let client = try RawClient(port: port, timeoutSeconds: 30)
         try client.write("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -135,13 +145,15 @@ final class DeferredHTTPResponseTests: XCTestCase {
         let port = try server { request, responder in
             let byte: UInt8 = request.path == "/a" ? 0x61 : 0x62
             let left = LockedValue(300_000)  // several chunks: the stream outlives the handler
-            responder.respond(status: 200, body: HTTPResponseBody(contentLength: 300_000) { maxBytes in
-                left.withLock { left in
-                    let count = min(maxBytes, left)
-                    left -= count
-                    return [UInt8](repeating: byte, count: count)
-                }
-            })
+            responder.respond(
+                status: 200,
+                body: HTTPResponseBody(contentLength: 300_000) { maxBytes in
+                    left.withLock { left in
+                        let count = min(maxBytes, left)
+                        left -= count
+                        return [UInt8](repeating: byte, count: count)
+                    }
+                })
         }
         let client = try RawClient(port: port)
         try client.write("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -168,12 +180,14 @@ final class DeferredHTTPResponseTests: XCTestCase {
     func testASourceThatEndsEarlyClosesTheConnection() throws {
         let port = try server { _, responder in
             let given = LockedValue(0)
-            responder.respond(status: 200, body: HTTPResponseBody(contentLength: 1000) { _ in
-                given.withLock { count in
-                    defer { count += 1 }
-                    return count == 0 ? Array(repeating: 1, count: 100) : []  // 100 of 1000, then nothing
-                }
-            })
+            responder.respond(
+                status: 200,
+                body: HTTPResponseBody(contentLength: 1000) { _ in
+                    given.withLock { count in
+                        defer { count += 1 }
+                        return count == 0 ? Array(repeating: 1, count: 100) : []  // 100 of 1000, then nothing
+                    }
+                })
         }
         let client = try RawClient(port: port)
         try client.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -1,17 +1,19 @@
 import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import DispatchWebSocket
 
 /// Handing sockets to the library: `handleUpgrade` with connections the app accepted (and
 /// partly read) itself, over plain and TLS servers, and `listen(fileDescriptor:)` for a socket
 /// that already listens; wrong descriptors are typed errors and stay the caller's.
 final class EmbeddingTests: XCTestCase {
-    private let request = Array((
-        "GET /embedded?via=app HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        + "Sec-WebSocket-Protocol: echo\r\n\r\n").utf8)
+    private let request = Array(
+        ("GET /embedded?via=app HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            + "Sec-WebSocket-Protocol: echo\r\n\r\n").utf8)
 
     /// An echo server that never listens; `requests` records each request's resource.
     private func embeddedServer(
@@ -63,7 +65,8 @@ final class EmbeddingTests: XCTestCase {
         try warmUpDescriptors()
         let baseline = openDescriptors()
         // The request and a first frame in the same bytes: the split also falls inside the frame.
-        let frame = WebSocketFrame(fin: true, opcode: .text, maskingKey: .random(), payload: Array("first frame".utf8)).encoded()
+        let frame = WebSocketFrame(fin: true, opcode: .text, maskingKey: .random(), payload: Array("first frame".utf8))
+            .encoded()
         let bytes = request + frame
         for split in 0...bytes.count {
             let (clientFD, serverFD) = socketPair()
@@ -107,7 +110,8 @@ final class EmbeddingTests: XCTestCase {
         try client.sendText("tcp")
         XCTAssertEqual(text(try client.readFrame()), "tcp")
         let clientPort = Socket(fd: client.fd).localAddress()?.port ?? -1
-        XCTAssertEqual(requests.all, ["/embedded?via=app from 127.0.0.1:\(clientPort)"], "the peer comes from getpeername")
+        XCTAssertEqual(
+            requests.all, ["/embedded?via=app from 127.0.0.1:\(clientPort)"], "the peer comes from getpeername")
 
         // A plain HTTP request handed over is answered by onHTTPRequest, keep-alive included.
         let http = try RawClient(port: address.port)
@@ -143,7 +147,8 @@ final class EmbeddingTests: XCTestCase {
         for (path, expected) in [("/small", "small:hello"), ("/large", "large:hello")] {
             let (clientFD, serverFD) = socketPair()
             let client = RawClient(connectedFD: clientFD)
-            let head = "GET \(path) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            let head =
+                "GET \(path) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             try client.write(head)
             let line = Self.readExactly(serverFD, 10)  // "GET /small" or "GET /large"
@@ -165,8 +170,9 @@ final class EmbeddingTests: XCTestCase {
     func testHandleUpgradeOnATLSServerTakesTheStartOfTheClientHello() throws {
         let pki = try TestPKI.require()
         let server = embeddedServer { configuration in
-            configuration.tls = TLSServerConfiguration(identity: .pemFiles(
-                certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
+            configuration.tls = TLSServerConfiguration(
+                identity: .pemFiles(
+                    certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
         }
         let (clientFD, serverFD) = socketPair()
         let client = RawClient(connectedFD: clientFD)
@@ -208,7 +214,9 @@ final class EmbeddingTests: XCTestCase {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         XCTAssertEqual(bound, 0)
         XCTAssertEqual(listen(fd, 16), 0)
@@ -261,7 +269,9 @@ final class EmbeddingTests: XCTestCase {
         }
         var pipeFDs: [Int32] = [-1, -1]
         XCTAssertEqual(pipe(&pipeFDs), 0)
-        expect(.invalidArgument, errno: ENOTSOCK) { try server.handleUpgrade(socket: pipeFDs[0], initialBytes: [1, 2]) }
+        expect(.invalidArgument, errno: ENOTSOCK) {
+            try server.handleUpgrade(socket: pipeFDs[0], initialBytes: [1, 2])
+        }
         expect(.invalidArgument, errno: ENOTSOCK) { try server.listen(fileDescriptor: pipeFDs[0]) }
         XCTAssertNotEqual(fcntl(pipeFDs[0], F_GETFD), -1, "still open: it stays the caller's")
         XCTAssertEqual(fcntl(pipeFDs[0], F_GETFL) & O_NONBLOCK, 0, "and untouched")
@@ -292,9 +302,11 @@ final class EmbeddingTests: XCTestCase {
 
     func testSocketActivationDescriptorsFollowLISTEN_PIDAndLISTEN_FDS() {
         let pid: pid_t = 4242
-        XCTAssertEqual(WebSocketServer.socketActivationFileDescriptors(listenPID: "4242", listenFDs: "2", pid: pid), [3, 4])
-        XCTAssertEqual(WebSocketServer.socketActivationFileDescriptors(listenPID: "1", listenFDs: "2", pid: pid), [],
-                       "descriptors meant for another process")
+        XCTAssertEqual(
+            WebSocketServer.socketActivationFileDescriptors(listenPID: "4242", listenFDs: "2", pid: pid), [3, 4])
+        XCTAssertEqual(
+            WebSocketServer.socketActivationFileDescriptors(listenPID: "1", listenFDs: "2", pid: pid), [],
+            "descriptors meant for another process")
         XCTAssertEqual(WebSocketServer.socketActivationFileDescriptors(listenPID: nil, listenFDs: "2", pid: pid), [])
         XCTAssertEqual(WebSocketServer.socketActivationFileDescriptors(listenPID: "4242", listenFDs: "x", pid: pid), [])
         XCTAssertEqual(WebSocketServer.socketActivationFileDescriptors(listenPID: "4242", listenFDs: "0", pid: pid), [])
@@ -323,4 +335,3 @@ func warmUpDescriptors() throws {
     server.shutDown { done.signal() }
     _ = done.wait(timeout: .now() + 15)
 }
-

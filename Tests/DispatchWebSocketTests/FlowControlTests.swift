@@ -1,8 +1,10 @@
 import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import DispatchWebSocket
 
 /// Bounded memory under default settings: a peer that sends fast and never reads is slowed by
 /// TCP, not buffered; the app's own pause composes with it; a broadcast drops the slow one.
@@ -59,16 +61,21 @@ final class FlowControlTests: XCTestCase {
         let sent = sendInBackground(client, count: count)
         // The server stops reading once its queue passes highWaterMark.
         let deadline = DispatchTime.now() + 20
-        while !onLoop(connection, { connection.isPausedByBackpressure }) && DispatchTime.now() < deadline { usleep(5_000) }
+        while !onLoop(connection, { connection.isPausedByBackpressure }) && DispatchTime.now() < deadline {
+            usleep(5_000)
+        }
         XCTAssertTrue(onLoop(connection, { connection.isPausedByBackpressure }))
         // What it may read: its queue (highWaterMark + the message that crossed it), one read
         // buffer, and what the two kernels hold (its send buffer, the client's receive buffer).
         let serverSendBuffer = onLoop(connection) { Self.bufferSize(connection.channel.socket.fd, SO_SNDBUF) }
-        let bound = configuration.highWaterMark + (1 << 20) + EventLoop.readBufferSize
+        let bound =
+            configuration.highWaterMark + (1 << 20) + EventLoop.readBufferSize
             + serverSendBuffer + Self.bufferSize(client.fd, SO_RCVBUF)
             + (1 << 20)  // slack: frame headers, a partial read
         for _ in 0..<20 {  // samples over a while: the bound holds at every one
-            let (read, queued) = onLoop(connection) { (connection.channel.bytesRead, connection.channel.bufferedAmount) }
+            let (read, queued) = onLoop(connection) {
+                (connection.channel.bytesRead, connection.channel.bufferedAmount)
+            }
             XCTAssertLessThanOrEqual(read, bound)
             XCTAssertLessThanOrEqual(queued, configuration.maxQueuedBytes + (1 << 20))
             usleep(25_000)
@@ -117,7 +124,9 @@ final class FlowControlTests: XCTestCase {
         while first.count < 1 << 20 { first += try XCTUnwrap(client.readFrame(skippingPings: true)).payload }
         XCTAssertEqual(first, Self.message(0))
         let deadline = DispatchTime.now() + 10
-        while onLoop(connection, { connection.isPausedByBackpressure || connection.bufferedAmount > 0 }) && DispatchTime.now() < deadline {
+        while onLoop(connection, { connection.isPausedByBackpressure || connection.bufferedAmount > 0 })
+            && DispatchTime.now() < deadline
+        {
             usleep(5_000)
         }
         XCTAssertFalse(onLoop(connection) { connection.isPausedByBackpressure })
@@ -135,10 +144,13 @@ final class FlowControlTests: XCTestCase {
     func testABroadcastClosesAReceiverThatNeverReadsAndServesTheOthers() throws {
         let connects = EventLog<Int>()
         let closes = EventLog<WebSocketCloseCode>()
-        let (server, port) = try startServer(self, configure: {
-            $0.autoAcceptConnections = true  // default queue limits
-            $0.connection.fragmentOutgoingMessages = false
-        }) { server in
+        let (server, port) = try startServer(
+            self,
+            configure: {
+                $0.autoAcceptConnections = true  // default queue limits
+                $0.connection.fragmentOutgoingMessages = false
+            }
+        ) { server in
             server.onConnect = { _ in connects.append(1) }
             server.onClose = { _, code, _ in closes.append(code) }
         }
@@ -155,7 +167,9 @@ final class FlowControlTests: XCTestCase {
             let client = UncheckedBox(client)
             DispatchQueue.global().async {
                 for _ in 0..<rounds {
-                    guard let frame = try? client.value.readFrame(skippingPings: true), frame.payload == payload else { return }
+                    guard let frame = try? client.value.readFrame(skippingPings: true), frame.payload == payload else {
+                        return
+                    }
                     got.append(1)
                 }
             }

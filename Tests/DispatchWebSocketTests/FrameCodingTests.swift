@@ -1,15 +1,21 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 final class FrameCodingTests: XCTestCase {
     private func sampleFrames() -> [WebSocketFrame] {
         [
             WebSocketFrame(opcode: .text, payload: Array("Hello".utf8)),
-            WebSocketFrame(fin: false, opcode: .binary, maskingKey: WebSocketMaskingKey(1, 2, 3, 4), payload: [0, 1, 2]),
+            WebSocketFrame(
+                fin: false, opcode: .binary, maskingKey: WebSocketMaskingKey(1, 2, 3, 4), payload: [0, 1, 2]),
             WebSocketFrame(opcode: .continuation, payload: []),
-            WebSocketFrame(opcode: .ping, maskingKey: WebSocketMaskingKey(0xFF, 0, 0x80, 7), payload: Array(repeating: 9, count: 125)),
+            WebSocketFrame(
+                opcode: .ping, maskingKey: WebSocketMaskingKey(0xFF, 0, 0x80, 7),
+                payload: Array(repeating: 9, count: 125)),
             WebSocketFrame(opcode: .binary, payload: (0..<126).map { UInt8($0 & 0xFF) }),
-            WebSocketFrame(rsv1: true, rsv3: true, opcode: .binary, maskingKey: .random(), payload: (0..<65535).map { UInt8($0 % 251) }),
+            WebSocketFrame(
+                rsv1: true, rsv3: true, opcode: .binary, maskingKey: .random(),
+                payload: (0..<65535).map { UInt8($0 % 251) }),
             WebSocketFrame(opcode: .binary, payload: (0..<65536).map { UInt8($0 % 253) }),
             WebSocketFrame(opcode: .close, payload: [0x03, 0xE8]),
         ]

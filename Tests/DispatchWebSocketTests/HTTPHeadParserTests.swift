@@ -77,14 +77,17 @@ final class HTTPHeadParsingTests: XCTestCase {
         XCTAssertEqual(head.headers.count, 6)
         XCTAssertEqual(head.headers["host"], "server.example.com")
         XCTAssertEqual(head.headers.tokens(for: "CONNECTION"), ["keep-alive", "Upgrade"])
-        XCTAssertEqual(Array(head.headers).map(\.name), [
-            "Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "X-Spaces", "Sec-WebSocket-Version",
-        ])
+        XCTAssertEqual(
+            Array(head.headers).map(\.name),
+            [
+                "Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "X-Spaces", "Sec-WebSocket-Version",
+            ])
     }
 
     func testHeaderValuesAreTrimmedOfSurroundingWhitespaceOnly() throws {
-        let head = try XCTUnwrap(try parseRequest(
-            "GET / HTTP/1.1\r\nA: \t padded  value \t\r\nB:tight\r\nEmpty:\r\nBlank: \t \r\n\r\n"))
+        let head = try XCTUnwrap(
+            try parseRequest(
+                "GET / HTTP/1.1\r\nA: \t padded  value \t\r\nB:tight\r\nEmpty:\r\nBlank: \t \r\n\r\n"))
         XCTAssertEqual(head.headers["A"], "padded  value")
         XCTAssertEqual(head.headers["B"], "tight")
         XCTAssertEqual(head.headers["Empty"], "")
@@ -113,7 +116,8 @@ final class HTTPHeadParsingTests: XCTestCase {
         let head = Array(upgradeRequest.utf8)
         let bytes = head + frameBytes
         for split in 1..<head.count {
-            let parsed = try XCTUnwrap(try parseRequest([Array(bytes[..<split]), Array(bytes[split...])]), "split \(split)")
+            let parsed = try XCTUnwrap(
+                try parseRequest([Array(bytes[..<split]), Array(bytes[split...])]), "split \(split)")
             XCTAssertEqual(parsed.consumed, head.count - split, "split \(split)")
             XCTAssertEqual(parsed.head.target, "/chat?room=1")
             XCTAssertEqual(parsed.head.headers["x-spaces"], "padded value", "split \(split)")
@@ -174,9 +178,11 @@ final class HTTPHeadParsingTests: XCTestCase {
 
     func testResetDiscardsAPartialHead() throws {
         var parser = HTTPHeadParser(maxHeadBytes: 64)
-        XCTAssertNil(try Array("POST /old HTTP/1.1\r\nX-Partial: ".utf8).withUnsafeBytes { try parser.parseRequest($0) })
+        XCTAssertNil(
+            try Array("POST /old HTTP/1.1\r\nX-Partial: ".utf8).withUnsafeBytes { try parser.parseRequest($0) })
         parser.reset()
-        let head = try XCTUnwrap(try Array("GET /new HTTP/1.1\r\n\r\n".utf8).withUnsafeBytes { try parser.parseRequest($0) })
+        let head = try XCTUnwrap(
+            try Array("GET /new HTTP/1.1\r\n\r\n".utf8).withUnsafeBytes { try parser.parseRequest($0) })
         XCTAssertEqual(head.head.method, "GET")
         XCTAssertEqual(head.head.target, "/new")
         XCTAssertFalse(head.head.headers.contains("X-Partial"))
@@ -191,7 +197,8 @@ final class HTTPHeadParsingTests: XCTestCase {
 
     func testAcceptsAsteriskAndAbsoluteFormTargets() throws {
         XCTAssertEqual(try parseRequest("OPTIONS * HTTP/1.1\r\n\r\n")?.target, "*")
-        XCTAssertEqual(try parseRequest("GET http://example.com/chat HTTP/1.1\r\n\r\n")?.target, "http://example.com/chat")
+        XCTAssertEqual(
+            try parseRequest("GET http://example.com/chat HTTP/1.1\r\n\r\n")?.target, "http://example.com/chat")
         XCTAssertEqual(try parseRequest("GET HTTPS://example.com HTTP/1.1\r\n\r\n")?.target, "HTTPS://example.com")
         XCTAssertEqual(try parseRequest("M-SEARCH /%20a HTTP/1.0\r\n\r\n")?.version, HTTPVersion(major: 1, minor: 0))
     }
@@ -205,7 +212,9 @@ final class HTTPHeadParsingTests: XCTestCase {
     }
 
     func testRejectsARequestLineWithExtraParts() {
-        for line in ["GET / HTTP/1.1 extra", "GET /a b HTTP/1.1", "GET  / HTTP/1.1", "GET / HTTP/1.1 ", "GET\t/ HTTP/1.1"] {
+        for line in [
+            "GET / HTTP/1.1 extra", "GET /a b HTTP/1.1", "GET  / HTTP/1.1", "GET / HTTP/1.1 ", "GET\t/ HTTP/1.1",
+        ] {
             assertMalformed(line + "\r\nHost: a\r\n\r\n")
         }
     }
@@ -217,13 +226,16 @@ final class HTTPHeadParsingTests: XCTestCase {
     }
 
     func testRejectsTargetsOutsideOriginAsteriskAndAbsoluteForm() {
-        for target in ["chat", "example.com:443", "ftp://example.com/", "ws://example.com/", "*x", "http://", "/a\u{007F}b"] {
+        for target in [
+            "chat", "example.com:443", "ftp://example.com/", "ws://example.com/", "*x", "http://", "/a\u{007F}b",
+        ] {
             XCTAssertEqual(reason("GET \(target) HTTP/1.1\r\n\r\n"), "invalid request target", target)
         }
     }
 
     func testRejectsVersionsOtherThanHTTPDigitDotDigit() {
-        for version in ["HTTP/1.10", "http/1.1", "HTTP/1", "HTTP/a.b", "HTTP/1.1x", "HTTP/11", "HTTPS/1.1", "HTTP/1,1"] {
+        for version in ["HTTP/1.10", "http/1.1", "HTTP/1", "HTTP/a.b", "HTTP/1.1x", "HTTP/11", "HTTPS/1.1", "HTTP/1,1"]
+        {
             XCTAssertEqual(reason("GET / \(version)\r\n\r\n"), "invalid HTTP version", version)
         }
     }
@@ -254,13 +266,15 @@ final class HTTPHeadParsingTests: XCTestCase {
     func testRejectsControlCharactersInValues() {
         for control in ["\u{0001}", "\u{001B}", "\u{007F}", "\r", "\u{000B}"] {
             XCTAssertEqual(
-                reason("GET / HTTP/1.1\r\nX-A: a\(control)b\r\n\r\n"), "control character in a header value", control.debugDescription)
+                reason("GET / HTTP/1.1\r\nX-A: a\(control)b\r\n\r\n"), "control character in a header value",
+                control.debugDescription)
         }
     }
 
     func testRejectsNULAnywhere() {
         for text in [
-            "G\0ET / HTTP/1.1\r\n\r\n", "GET /\0 HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\0\r\n\r\n", "GET / HTTP/1.1\r\nX\0: a\r\n\r\n",
+            "G\0ET / HTTP/1.1\r\n\r\n", "GET /\0 HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\0\r\n\r\n",
+            "GET / HTTP/1.1\r\nX\0: a\r\n\r\n",
             "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", "GET / HTTP/1.1\r\nX: \0\r\n\r\n",
         ] {
             guard let reason = reason(text) else {
@@ -360,7 +374,8 @@ final class HTTPHeadParsingTests: XCTestCase {
         while offset < bytes.count {
             let end = min(bytes.count, offset + (sizes.next() ?? bytes.count))
             do {
-                if let (head, consumed) = try Array(bytes[offset..<end]).withUnsafeBytes({ try parser.parseRequest($0) }) {
+                if let (head, consumed) = try Array(bytes[offset..<end]).withUnsafeBytes({ try parser.parseRequest($0) }
+                ) {
                     XCTAssertTrue((1...(end - offset)).contains(consumed))
                     return .head(
                         method: head.method, target: head.target, version: head.version, headers: head.headers,
@@ -378,7 +393,8 @@ final class HTTPHeadParsingTests: XCTestCase {
     /// chunks: the carried scan state must not depend on where the chunks split.
     func testTheOutcomeDoesNotDependOnChunking() {
         let pieces = [
-            "GET", " ", "/chat", " HTTP/1.1", "\r\n", "\n", "\r", "Host", ":", " a ", "\t", "X-Y", ": v", "\0", "\u{1}", "\u{00E9}",
+            "GET", " ", "/chat", " HTTP/1.1", "\r\n", "\n", "\r", "Host", ":", " a ", "\t", "X-Y", ": v", "\0", "\u{1}",
+            "\u{00E9}",
             "\r\n\r\n", "HTTP/1.0", "*", "http://h/", ",",
         ].map { Array($0.utf8) }
         var generator = SplitMix64(seed: 0x5EED)
@@ -392,7 +408,9 @@ final class HTTPHeadParsingTests: XCTestCase {
             let max = 16 + Int(generator.next() % 200)
             let sizes = (0..<bytes.count).map { _ in 1 + Int(generator.next() % 7) }
             let whole = outcome(bytes, chunkSizes: [bytes.count], max: max)
-            XCTAssertEqual(outcome(bytes, chunkSizes: sizes, max: max), whole, String(decoding: bytes, as: UTF8.self).debugDescription)
+            XCTAssertEqual(
+                outcome(bytes, chunkSizes: sizes, max: max), whole,
+                String(decoding: bytes, as: UTF8.self).debugDescription)
             switch whole {
             case .head: outcomes["head", default: 0] += 1
             case .failed(.headTooLarge): outcomes["tooLarge", default: 0] += 1
@@ -407,7 +425,8 @@ final class HTTPHeadParsingTests: XCTestCase {
     // MARK: Responses
 
     func testParsesAResponseHeadAndLeavesTheFrames() throws {
-        let text = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        let text =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
         let head = Array(text.utf8)
         var parser = HTTPHeadParser(maxHeadBytes: 1024)
@@ -430,7 +449,8 @@ final class HTTPHeadParsingTests: XCTestCase {
 
     func testRejectsMalformedStatusLines() {
         for line in [
-            "HTTP/1.1 10 OK", "HTTP/1.1 1011 OK", "HTTP/1.1 abc OK", "HTTP/1.1  101 OK", "HTTP/1.1 099 OK", "ICY 200 OK",
+            "HTTP/1.1 10 OK", "HTTP/1.1 1011 OK", "HTTP/1.1 abc OK", "HTTP/1.1  101 OK", "HTTP/1.1 099 OK",
+            "ICY 200 OK",
             "HTTP/1.1", "HTTP/1.1 101 Bad\u{0001}Reason", "http/1.1 101 OK",
         ] {
             assertMalformedResponse(line + "\r\n\r\n")

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 final class WebSocketMaskingKeyTests: XCTestCase {
@@ -55,19 +56,24 @@ final class WebSocketMaskingKeyTests: XCTestCase {
                         // In place.
                         region.copyBytes(from: input)
                         key.unmask(region, offset: offset)
-                        XCTAssertEqual(Array(region), expected, "unmask: length \(length), offset \(offset), alignment \(alignment)")
+                        XCTAssertEqual(
+                            Array(region), expected,
+                            "unmask: length \(length), offset \(offset), alignment \(alignment)")
 
                         // Copy, the destination at a different alignment than the source.
                         region.copyBytes(from: input)
                         let other = (alignment + 3) % 8
                         let target = UnsafeMutableRawBufferPointer(rebasing: destination[other..<(other + length)])
                         key.mask(UnsafeRawBufferPointer(region), into: target, offset: offset)
-                        XCTAssertEqual(Array(target), expected, "mask: length \(length), offset \(offset), alignment \(alignment)")
+                        XCTAssertEqual(
+                            Array(target), expected, "mask: length \(length), offset \(offset), alignment \(alignment)")
                         XCTAssertEqual(Array(region), input, "mask must not modify its source")
 
                         // Copy onto the same memory.
                         key.mask(UnsafeRawBufferPointer(region), into: region, offset: offset)
-                        XCTAssertEqual(Array(region), expected, "mask in place: length \(length), offset \(offset), alignment \(alignment)")
+                        XCTAssertEqual(
+                            Array(region), expected,
+                            "mask in place: length \(length), offset \(offset), alignment \(alignment)")
                     }
                 }
             }
@@ -121,7 +127,8 @@ final class WebSocketMaskingKeyTests: XCTestCase {
 
     func testEmptyBuffersAreFine() {
         key.unmask(UnsafeMutableRawBufferPointer(start: nil, count: 0))
-        key.mask(UnsafeRawBufferPointer(start: nil, count: 0), into: UnsafeMutableRawBufferPointer(start: nil, count: 0))
+        key.mask(
+            UnsafeRawBufferPointer(start: nil, count: 0), into: UnsafeMutableRawBufferPointer(start: nil, count: 0))
     }
 
     func testZeroKeyIsTheIdentity() {
@@ -142,7 +149,8 @@ final class WebSocketMaskingKeyTests: XCTestCase {
         XCTAssertEqual(key.description, "37fa213d")
         XCTAssertEqual(WebSocketMaskingKey(0xAB, 0, 1, 0xFF).description, "ab0001ff")
         XCTAssertNotEqual(WebSocketMaskingKey(1, 2, 3, 4), WebSocketMaskingKey(4, 3, 2, 1))
-        XCTAssertEqual(Set([key, WebSocketMaskingKey(0x37, 0xFA, 0x21, 0x3D), WebSocketMaskingKey(1, 2, 3, 4)]).count, 2)
+        XCTAssertEqual(
+            Set([key, WebSocketMaskingKey(0x37, 0xFA, 0x21, 0x3D), WebSocketMaskingKey(1, 2, 3, 4)]).count, 2)
     }
 
     func testRandomKeys() {

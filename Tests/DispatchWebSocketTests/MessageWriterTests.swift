@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// `makeMessageWriter`: fragments leave as they are written, other messages wait behind an open
@@ -24,7 +25,8 @@ final class MessageWriterTests: XCTestCase {
         return (connections.waitForCount(1)[0], client)
     }
 
-    private func frame(_ client: RawClient, file: StaticString = #filePath, line: UInt = #line) throws -> WebSocketFrame {
+    private func frame(_ client: RawClient, file: StaticString = #filePath, line: UInt = #line) throws -> WebSocketFrame
+    {
         try XCTUnwrap(client.readFrame(), "EOF instead of a frame", file: file, line: line)
     }
 
@@ -92,11 +94,13 @@ final class MessageWriterTests: XCTestCase {
             let frame = try frame(client)
             rest.append("\(frame.opcode):\(frame.fin):\(frame.payload)")
         }
-        XCTAssertEqual(rest, [
-            "ping:true:[7]", "pong:true:[8]",  // control frames overtake the queued fragment
-            "continuation:false:[2, 2]", "continuation:true:[]",
-            "text:true:\(Array("waited".utf8))", "binary:true:[9]",  // then the waiting sends, in order
-        ])
+        XCTAssertEqual(
+            rest,
+            [
+                "ping:true:[7]", "pong:true:[8]",  // control frames overtake the queued fragment
+                "continuation:false:[2, 2]", "continuation:true:[]",
+                "text:true:\(Array("waited".utf8))", "binary:true:[9]",  // then the waiting sends, in order
+            ])
         XCTAssertEqual(results.waitForCount(1), ["waited sent"])
     }
 
@@ -182,7 +186,9 @@ final class MessageWriterTests: XCTestCase {
                 var chunk = [UInt8](repeating: UInt8(truncatingIfNeeded: pump.next), count: chunkSize)
                 withUnsafeBytes(of: UInt32(pump.next).bigEndian) { chunk.replaceSubrange(0..<4, with: $0) }
                 pump.next += 1
-                let status = pump.next == chunks ? writer.end(with: chunk) { finished.append($0 == nil ? "sent" : "\($0!)") } : writer.write(chunk)
+                let status =
+                    pump.next == chunks
+                    ? writer.end(with: chunk) { finished.append($0 == nil ? "sent" : "\($0!)") } : writer.write(chunk)
                 let queued = connection.channel.bufferedAmount
                 peak.withLock { $0 = max($0, queued) }
                 XCTAssertNotEqual(status, .dropped)
@@ -217,7 +223,9 @@ final class MessageWriterTests: XCTestCase {
         XCTAssertEqual(received, expected)
         XCTAssertEqual(finished.waitForCount(1), ["sent"])
         // The queue never held more than the high-water mark plus the write that crossed it.
-        let bound = configuration.highWaterMark + chunkSize + (chunkSize / configuration.fragmentationThreshold + 1) * FrameHeader.maxSize
+        let bound =
+            configuration.highWaterMark + chunkSize + (chunkSize / configuration.fragmentationThreshold + 1)
+            * FrameHeader.maxSize
         XCTAssertLessThanOrEqual(peak.withLock { $0 }, bound)
         XCTAssertGreaterThan(peak.withLock { $0 }, configuration.highWaterMark)  // backpressure was really met
     }
@@ -225,25 +233,30 @@ final class MessageWriterTests: XCTestCase {
     func testAWriteBeyondMaxQueuedBytesIsReportedAndCanBeRetried() throws {
         let outcomes = EventLog<String>()
         let writerBox = LockedValue<WebSocketMessageWriter?>(nil)
-        let (_, client) = try connected(configure: {
-            $0.connection.maxQueuedBytes = 64 * 1024
-            $0.connection.highWaterMark = 16 * 1024
-            $0.connection.sendQueueOverflow = .dropMessage
-        }, onMessage: { connection, message in
-            guard case .text(let step) = message else { return }
-            if step == "fill" {  // one loop event: nothing is written before it ends
-                let writer = try! connection.makeMessageWriter(.binary)
-                writerBox.withLock { $0 = writer }
-                outcomes.append("\(writer.write([UInt8](repeating: 1, count: 40 * 1024)))")
-                outcomes.append("\(writer.write([UInt8](repeating: 2, count: 40 * 1024)) { outcomes.append("completion:\($0?.code.description ?? "sent")") })")
-                outcomes.append("waiting:\(connection.sendUTF(String(repeating: "x", count: 40 * 1024)))")
-            } else {
-                let writer = writerBox.withLock { $0 }!
-                writer.end(with: [UInt8](repeating: 2, count: 40 * 1024))  // the refused piece, again
-            }
-        })
+        let (_, client) = try connected(
+            configure: {
+                $0.connection.maxQueuedBytes = 64 * 1024
+                $0.connection.highWaterMark = 16 * 1024
+                $0.connection.sendQueueOverflow = .dropMessage
+            },
+            onMessage: { connection, message in
+                guard case .text(let step) = message else { return }
+                if step == "fill" {  // one loop event: nothing is written before it ends
+                    let writer = try! connection.makeMessageWriter(.binary)
+                    writerBox.withLock { $0 = writer }
+                    outcomes.append("\(writer.write([UInt8](repeating: 1, count: 40 * 1024)))")
+                    outcomes.append(
+                        "\(writer.write([UInt8](repeating: 2, count: 40 * 1024)) { outcomes.append("completion:\($0?.code.description ?? "sent")") })"
+                    )
+                    outcomes.append("waiting:\(connection.sendUTF(String(repeating: "x", count: 40 * 1024)))")
+                } else {
+                    let writer = writerBox.withLock { $0 }!
+                    writer.end(with: [UInt8](repeating: 2, count: 40 * 1024))  // the refused piece, again
+                }
+            })
         try client.sendText("fill")
-        XCTAssertEqual(outcomes.waitForCount(4), ["backpressure", "completion:sendQueueFull", "dropped", "waiting:dropped"])
+        XCTAssertEqual(
+            outcomes.waitForCount(4), ["backpressure", "completion:sendQueueFull", "dropped", "waiting:dropped"])
         var payload: [UInt8] = []
         while payload.count < 40 * 1024 { payload += try frame(client).payload }
         XCTAssertEqual(payload, [UInt8](repeating: 1, count: 40 * 1024))

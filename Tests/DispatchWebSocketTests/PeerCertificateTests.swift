@@ -88,7 +88,8 @@ final class PeerCertificateTests: XCTestCase {
         XCTAssertLessThan(expired.notAfter, Int64(Date().timeIntervalSince1970))
         XCTAssertEqual(expired.subject, "CN=localhost,\(Self.organization)")
         XCTAssertEqual(expired.issuer, Self.caSubject)
-        XCTAssertEqual(expired.subjectAlternativeNames, [.ipAddress("127.0.0.1"), .ipAddress("::1"), .dns("localhost")])
+        XCTAssertEqual(
+            expired.subjectAlternativeNames, [.ipAddress("127.0.0.1"), .ipAddress("::1"), .dns("localhost")])
     }
 
     func testSerialNumbersMatchOpenSSL() throws {
@@ -127,8 +128,9 @@ final class PeerCertificateTests: XCTestCase {
         defer { X509_free(chainLeaf) }
         XCTAssertEqual(WebSocketPeerCertificate(x509: chainLeaf), try certificate("server.pem"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: pki.serverEncryptedKeyPath))
-        XCTAssertTrue(String(decoding: pki.pem("server-encrypted.key"), as: UTF8.self)
-            .contains("BEGIN ENCRYPTED PRIVATE KEY"))
+        XCTAssertTrue(
+            String(decoding: pki.pem("server-encrypted.key"), as: UTF8.self)
+                .contains("BEGIN ENCRYPTED PRIVATE KEY"))
     }
 
     func testReadingLeavesNoErrorQueued() throws {

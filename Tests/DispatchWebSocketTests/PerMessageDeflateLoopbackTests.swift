@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// Our client and our server over loopback with permessage-deflate: each parameter combination,
@@ -12,10 +13,13 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
         messages: [WebSocketMessage], fragment: Int? = nil, file: StaticString = #filePath, line: UInt = #line
     ) throws -> (client: String, server: String) {
         let serverExtensions = EventLog<String>()
-        let (_, port) = try startServer(self, configure: {
-            $0.perMessageDeflate = serverOptions
-            if let fragment { $0.connection.fragmentationThreshold = fragment }
-        }) { server in
+        let (_, port) = try startServer(
+            self,
+            configure: {
+                $0.perMessageDeflate = serverOptions
+                if let fragment { $0.connection.fragmentationThreshold = fragment }
+            }
+        ) { server in
             server.onRequest = { request in
                 guard let connection = try? request.accept() else { return }
                 serverExtensions.append(connection.extensions)
@@ -65,9 +69,9 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
     }
 
     private static let messages: [WebSocketMessage] = [
-        .text("short"),                                  // below the threshold: sent uncompressed
+        .text("short"),  // below the threshold: sent uncompressed
         .text(text(5_000, seed: 1)),
-        .text(text(5_000, seed: 1)),                     // the same again: context takeover helps
+        .text(text(5_000, seed: 1)),  // the same again: context takeover helps
         .binary((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3) }),
         .text(text(200_000, seed: 2)),
         .binary([]),
@@ -93,16 +97,22 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
 
     func testFragmentedCompressedMessagesEcho() throws {
         try echo(server: .init(), client: .init(), messages: Self.messages, fragment: 1000)
-        try echo(server: PerMessageDeflateOptions(serverNoContextTakeover: false), client: .init(), messages: Self.messages, fragment: 7)
+        try echo(
+            server: PerMessageDeflateOptions(serverNoContextTakeover: false), client: .init(), messages: Self.messages,
+            fragment: 7)
     }
 
     func testDifferentSettingsOnEachEnd() throws {
         let (client, _) = try echo(
-            server: PerMessageDeflateOptions(serverMaxWindowBits: 10, clientMaxWindowBits: 9, memoryLevel: 3, compressionLevel: 1),
-            client: PerMessageDeflateOptions(serverMaxWindowBits: 13, clientMaxWindowBits: 15, serverNoContextTakeover: false,
-                                             memoryLevel: 9, compressionLevel: 9, threshold: 0),
+            server: PerMessageDeflateOptions(
+                serverMaxWindowBits: 10, clientMaxWindowBits: 9, memoryLevel: 3, compressionLevel: 1),
+            client: PerMessageDeflateOptions(
+                serverMaxWindowBits: 13, clientMaxWindowBits: 15, serverNoContextTakeover: false,
+                memoryLevel: 9, compressionLevel: 9, threshold: 0),
             messages: Self.messages)
-        XCTAssertEqual(client, "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9")
+        XCTAssertEqual(
+            client,
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9")
     }
 
     func testOffByDefaultOnTheServerAndWithoutAnOffer() throws {
@@ -117,10 +127,13 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
     /// small messages and `compress: false` uncompressed, compressed bytes counted and sent.
     func testWireFramesFromTheServer() throws {
         let big = Self.text(20_000, seed: 3)
-        let (_, port) = try startServer(self, configure: {
-            $0.perMessageDeflate = PerMessageDeflateOptions()
-            $0.connection.fragmentationThreshold = 1000
-        }) { server in
+        let (_, port) = try startServer(
+            self,
+            configure: {
+                $0.perMessageDeflate = PerMessageDeflateOptions()
+                $0.connection.fragmentationThreshold = 1000
+            }
+        ) { server in
             server.onRequest = { request in
                 guard let connection = try? request.accept() else { return }
                 connection.onMessage = { message in
@@ -134,8 +147,12 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
             }
         }
         let raw = try RawClient(port: port)
-        let head = try raw.upgrade(extraHeaders: "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
-        XCTAssertTrue(head.contains("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=12"), head)
+        let head = try raw.upgrade(
+            extraHeaders: "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+        XCTAssertTrue(
+            head.contains(
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=12"),
+            head)
 
         try raw.sendText("big")
         var frames: [WebSocketFrame] = []
@@ -170,14 +187,16 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
 
     /// A browser-style offer (Chromium sends exactly this) and a server without deflate.
     func testBrowserOfferAndDeclinedOffer() throws {
-        let (_, port) = try startServer(self, configure: { $0.perMessageDeflate = PerMessageDeflateOptions() }) { server in
+        let (_, port) = try startServer(self, configure: { $0.perMessageDeflate = PerMessageDeflateOptions() }) {
+            server in
             server.onRequest = { request in
                 if request.path == "/off" { request.perMessageDeflate = nil }
                 _ = try? request.accept()
             }
         }
         let raw = try RawClient(port: port)
-        let head = try raw.upgrade(extraHeaders: "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+        let head = try raw.upgrade(
+            extraHeaders: "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
         XCTAssertTrue(head.contains("permessage-deflate"), head)
         let off = try RawClient(port: port)
         let offHead = try off.upgrade(path: "/off", extraHeaders: "Sec-WebSocket-Extensions: permessage-deflate\r\n")
@@ -208,7 +227,8 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
     /// A client refuses an answer it did not allow.
     func testClientFailsOnAnAnswerItDidNotAllow() throws {
         let server = try FakeServer { head in
-            let answer = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            let answer =
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Accept: \(FakeServer.acceptValue(head))\r\n"
                 + "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16\r\n\r\n"
             return Array(answer.utf8)
@@ -226,7 +246,8 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
 
     /// Broadcast to connections without server context takeover: every client gets the message.
     func testBroadcastToDeflateAndPlainConnections() throws {
-        let (server, port) = try startServer(self, configure: { $0.perMessageDeflate = PerMessageDeflateOptions() }) { server in
+        let (server, port) = try startServer(self, configure: { $0.perMessageDeflate = PerMessageDeflateOptions() }) {
+            server in
             server.onRequest = { request in _ = try? request.accept() }
         }
         let long = Self.text(50_000, seed: 9)
@@ -234,7 +255,8 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
         var clients: [WebSocketClient] = []
         for index in 0..<6 {
             var configuration = WebSocketClient.Configuration()
-            configuration.perMessageDeflate = index % 3 == 2 ? nil : PerMessageDeflateOptions(serverMaxWindowBits: index % 2 == 0 ? 15 : 11)
+            configuration.perMessageDeflate =
+                index % 3 == 2 ? nil : PerMessageDeflateOptions(serverMaxWindowBits: index % 2 == 0 ? 15 : 11)
             let client = WebSocketClient(configuration: configuration)
             client.onConnect = { connection in
                 connection.onMessage = { if case .text(let text) = $0 { received.append(text) } }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// The examples of RFC 7692 §7.2.3, byte for byte, through our zlib wrappers and through the
@@ -38,16 +39,19 @@ final class PerMessageDeflateRFCExampleTests: XCTestCase {
         XCTAssertEqual(second, [0xf2, 0x00, 0x11, 0x00, 0x00])
         // Without context takeover every message compresses alike.
         deflater.reset()
-        XCTAssertEqual(Self.hello.withUnsafeBytes { deflater.compress($0) }, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
+        XCTAssertEqual(
+            Self.hello.withUnsafeBytes { deflater.compress($0) }, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
     }
 
     func testTransformCompressesWithAndWithoutContextTakeover() {
         let takeover = PerMessageDeflate(Self.parameters(takeover: true))
-        XCTAssertEqual(Self.hello.withUnsafeBytes { takeover.compress($0) }, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
+        XCTAssertEqual(
+            Self.hello.withUnsafeBytes { takeover.compress($0) }, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
         XCTAssertEqual(Self.hello.withUnsafeBytes { takeover.compress($0) }, [0xf2, 0x00, 0x11, 0x00, 0x00])
         let none = PerMessageDeflate(Self.parameters(takeover: false))
         for _ in 0..<3 {
-            XCTAssertEqual(Self.hello.withUnsafeBytes { none.compress($0) }, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
+            XCTAssertEqual(
+                Self.hello.withUnsafeBytes { none.compress($0) }, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
         }
     }
 
@@ -71,7 +75,8 @@ final class PerMessageDeflateRFCExampleTests: XCTestCase {
     func testSecondMessageUsesTheFirstOnesContext() {
         let output = RecordingOutput()
         let machine = Self.machine(output)
-        Self.feed(machine, [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00])
+        Self.feed(
+            machine, [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00])
         XCTAssertEqual(output.actions, [.message(.text("Hello")), .message(.text("Hello"))])
     }
 

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// Compressed messages through the pure state machine: RSV1 rules, limits while inflating,
@@ -34,9 +35,9 @@ final class PerMessageDeflateStateMachineTests: XCTestCase {
 
     func testRSV1RulesAreProtocolErrors() {
         let hello = compress(Example.hello)
-        assertFails(1002, frame(.text, hello, rsv1: true), deflate: false)               // not negotiated
+        assertFails(1002, frame(.text, hello, rsv1: true), deflate: false)  // not negotiated
         assertFails(1002, frame(.text, [0x61], fin: false) + frame(.continuation, hello, rsv1: true))
-        assertFails(1002, frame(.ping, [], rsv1: true))                                  // control frames never
+        assertFails(1002, frame(.ping, [], rsv1: true))  // control frames never
         assertFails(1002, frame(.close, [0x03, 0xe8], rsv1: true))
         var rsv2 = frame(.text, hello, rsv1: true)
         rsv2[0] |= 0x20
@@ -61,25 +62,29 @@ final class PerMessageDeflateStateMachineTests: XCTestCase {
         var configuration = WebSocketConfiguration()
         configuration.maxReceivedMessageSize = 1 << 20
         let deflate = PerMessageDeflate(Example.parameters())
-        let machine = ConnectionStateMachine(role: .client, configuration: configuration, output: output, deflate: deflate)
+        let machine = ConnectionStateMachine(
+            role: .client, configuration: configuration, output: output, deflate: deflate)
         Example.feed(machine, frame(.binary, bomb, rsv1: true))
         XCTAssertEqual(output.sentCloseCode, 1009)
         XCTAssertLessThanOrEqual(deflate.output.count, (1 << 20) + 1)
         // Exactly at the limit is fine.
         let output2 = RecordingOutput()
         let machine2 = ConnectionStateMachine(
-            role: .client, configuration: configuration, output: output2, deflate: PerMessageDeflate(Example.parameters()))
+            role: .client, configuration: configuration, output: output2,
+            deflate: PerMessageDeflate(Example.parameters()))
         Example.feed(machine2, frame(.binary, compress([UInt8](repeating: 7, count: 1 << 20)), rsv1: true))
         XCTAssertEqual(output2.messages, [.binary([UInt8](repeating: 7, count: 1 << 20))])
     }
 
     func testCompressedMessageSplitAtEveryByte() {
         var generator = SplitMix64(seed: 12)
-        let text = (0..<600).map { _ in ["alpha ", "beta ", "gamma ", "δέλτα ", "😀 "].randomElement(using: &generator)! }.joined()
+        let text = (0..<600).map { _ in ["alpha ", "beta ", "gamma ", "δέλτα ", "😀 "].randomElement(using: &generator)!
+        }.joined()
         let compressed = compress(Array(text.utf8))
         let cut = compressed.count / 2
         // Fragmented: first frame RSV1, second a continuation; a ping between them.
-        let wire = frame(.text, Array(compressed[..<cut]), fin: false, rsv1: true) + frame(.ping, [1])
+        let wire =
+            frame(.text, Array(compressed[..<cut]), fin: false, rsv1: true) + frame(.ping, [1])
             + frame(.continuation, Array(compressed[cut...]))
         for split in 0...wire.count {
             let output = RecordingOutput()
@@ -98,7 +103,9 @@ final class PerMessageDeflateStateMachineTests: XCTestCase {
     func testUncompressedMessagesStillWorkWhenNegotiated() {
         let output = RecordingOutput()
         let machine = Example.machine(output)
-        Example.feed(machine, frame(.text, Array("plain".utf8)) + frame(.binary, compress([1, 2, 3]), rsv1: true) + frame(.binary, [9]))
+        Example.feed(
+            machine,
+            frame(.text, Array("plain".utf8)) + frame(.binary, compress([1, 2, 3]), rsv1: true) + frame(.binary, [9]))
         XCTAssertEqual(output.messages, [.text("plain"), .binary([1, 2, 3]), .binary([9])])
     }
 
@@ -110,7 +117,10 @@ final class PerMessageDeflateStateMachineTests: XCTestCase {
         let cut = compressed.count / 2
         let output = RecordingOutput()
         let machine = Example.machine(output) { $0.assembleFragments = false }
-        Example.feed(machine, frame(.text, Array(compressed[..<cut]), fin: false, rsv1: true) + frame(.continuation, Array(compressed[cut...])))
+        Example.feed(
+            machine,
+            frame(.text, Array(compressed[..<cut]), fin: false, rsv1: true)
+                + frame(.continuation, Array(compressed[cut...])))
         let frames = output.actions.compactMap { action -> WebSocketFrame? in
             if case .frame(let frame) = action { return frame } else { return nil }
         }

@@ -108,7 +108,10 @@ final class PollerTests: XCTestCase {
         let loop = EventLoop(label: "test.poller")
         let log = EventLog<String>()
         let (a, sentinel) = (Pipe(), Pipe())
-        defer { a.closeBoth(); sentinel.closeBoth() }
+        defer {
+            a.closeBoth()
+            sentinel.closeBoth()
+        }
         try register(loop, a.readEnd, Recorder("a", log))
         try register(loop, sentinel.readEnd, Recorder("s", log))
         a.put()
@@ -126,7 +129,10 @@ final class PollerTests: XCTestCase {
         let loop = EventLoop(label: "test.poller")
         let log = EventLog<String>()
         let (a, sentinel) = (Pipe(), Pipe())
-        defer { a.closeBoth(); sentinel.closeBoth() }
+        defer {
+            a.closeBoth()
+            sentinel.closeBoth()
+        }
         try register(loop, a.readEnd, Recorder("a", log))
         try register(loop, sentinel.readEnd, Recorder("s", log))
         unregister(loop, a.readEnd)
@@ -214,7 +220,9 @@ final class PollerHoldTests: XCTestCase {
         right.peerWriteEnd = a[1]
         let registrations = try loop.queue.sync { () throws -> [Readiness] in
             loop.addTickHandler(left)
-            return [try loop.register(a[0], left, transport: .poller), try loop.register(b[0], right, transport: .poller)]
+            return [
+                try loop.register(a[0], left, transport: .poller), try loop.register(b[0], right, transport: .poller),
+            ]
         }
         var byte: UInt8 = 1
         XCTAssertEqual(write(a[1], &byte, 1), 1)  // the ball is in play: the loop never idles from here

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// The pure parts of proxy support: the CONNECT request, the reading of the proxy's answer,
@@ -13,7 +14,8 @@ final class ProxyConnectTests: XCTestCase {
     func testRequestNamesTheTargetAndSendsBasicCredentials() throws {
         var proxy = WebSocketProxy(host: "proxy", port: 3128, username: "Aladdin", password: "open sesame")
         proxy.headers = ["X-Trace": "1"]
-        let request = String(decoding: try ProxyConnect.request(host: "example.com", port: 443, proxy: proxy), as: UTF8.self)
+        let request = String(
+            decoding: try ProxyConnect.request(host: "example.com", port: 443, proxy: proxy), as: UTF8.self)
         // RFC 7617's own example credentials.
         XCTAssertEqual(
             request,
@@ -96,7 +98,10 @@ final class ProxyConnectTests: XCTestCase {
         XCTAssertEqual(try WebSocketProxy(url: "10.0.0.1:8080"), WebSocketProxy(host: "10.0.0.1", port: 8080))
         XCTAssertEqual(try WebSocketProxy(url: "http://tom@p:1").username, "tom")
         XCTAssertNil(try WebSocketProxy(url: "http://tom@p:1").password)
-        for bad in ["https://p:443", "socks5://p:1080", "http://", "http://p:0", "http://p:99999", "http://p/path", "http://p?x=1"] {
+        for bad in [
+            "https://p:443", "socks5://p:1080", "http://", "http://p:0", "http://p:99999", "http://p/path",
+            "http://p?x=1",
+        ] {
             XCTAssertThrowsError(try WebSocketProxy(url: bad), bad) { error in
                 XCTAssertEqual((error as? WebSocketError)?.code, .invalidArgument, bad)
             }
@@ -107,15 +112,19 @@ final class ProxyConnectTests: XCTestCase {
         func proxy(secure: Bool, _ environment: [String: String]) throws -> WebSocketProxy? {
             try WebSocketProxy.fromEnvironment(secure: secure) { environment[$0] }
         }
-        let all = ["http_proxy": "http://plain:1", "HTTPS_PROXY": "http://secure:2", "ALL_PROXY": "http://all:3",
-                   "NO_PROXY": " localhost, .corp.example ,,"]
+        let all = [
+            "http_proxy": "http://plain:1", "HTTPS_PROXY": "http://secure:2", "ALL_PROXY": "http://all:3",
+            "NO_PROXY": " localhost, .corp.example ,,",
+        ]
         XCTAssertEqual(try proxy(secure: false, all)?.host, "plain")
         XCTAssertEqual(try proxy(secure: true, all)?.host, "secure")
         XCTAssertEqual(try proxy(secure: true, all)?.noProxy, ["localhost", ".corp.example"])
-        XCTAssertEqual(try proxy(secure: true, ["https_proxy": "http://lower:1", "HTTPS_PROXY": "http://upper:2"])?.host, "lower")
+        XCTAssertEqual(
+            try proxy(secure: true, ["https_proxy": "http://lower:1", "HTTPS_PROXY": "http://upper:2"])?.host, "lower")
         // HTTP_PROXY may come from a CGI request's Proxy header: never used.
         XCTAssertNil(try proxy(secure: false, ["HTTP_PROXY": "http://attacker:1"]))
-        XCTAssertEqual(try proxy(secure: false, ["HTTP_PROXY": "http://attacker:1", "all_proxy": "http://all:3"])?.host, "all")
+        XCTAssertEqual(
+            try proxy(secure: false, ["HTTP_PROXY": "http://attacker:1", "all_proxy": "http://all:3"])?.host, "all")
         XCTAssertNil(try proxy(secure: true, ["https_proxy": ""]))
         XCTAssertThrowsError(try proxy(secure: false, ["http_proxy": "socks5://h:1"]))
     }
@@ -132,7 +141,8 @@ final class ProxyConnectTests: XCTestCase {
 
     func testNoProxyMatching() {
         let proxy = WebSocketProxy(
-            host: "p", port: 1, noProxy: ["localhost", ".corp.example", "*.dev.example", "Example.NET", "10.0.0.7:9000", "[::1]:8080"])
+            host: "p", port: 1,
+            noProxy: ["localhost", ".corp.example", "*.dev.example", "Example.NET", "10.0.0.7:9000", "[::1]:8080"])
         XCTAssertTrue(proxy.bypasses(host: "localhost", port: 80))
         XCTAssertTrue(proxy.bypasses(host: "a.b.corp.example", port: 443))
         XCTAssertTrue(proxy.bypasses(host: "corp.example", port: 443))

@@ -1,8 +1,10 @@
 import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import DispatchWebSocket
 
 /// The client through HTTP CONNECT proxies on loopback: ``TestProxy`` (written here, so it can
 /// refuse, die mid-answer or stay silent) and, when installed, Debian's tinyproxy.
@@ -51,7 +53,9 @@ final class ProxyTests: XCTestCase {
         let seen = EventLog<String>()
         let (_, port) = try startServer(self, configure: configure) { server in
             server.onRequest = { request in
-                seen.append("origin=\(request.origin ?? "-") x-test=\(request.headers["X-Test"] ?? "-") host=\(request.headers["Host"] ?? "-")")
+                seen.append(
+                    "origin=\(request.origin ?? "-") x-test=\(request.headers["X-Test"] ?? "-") host=\(request.headers["Host"] ?? "-")"
+                )
                 guard let connection = try? request.accept(headers: ["X-Upgrade": "yes"]) else { return }
                 connection.onMessage = { connection.send($0) }
             }
@@ -128,11 +132,15 @@ final class ProxyTests: XCTestCase {
         let pki = try TestPKI.require()
         let names = EventLog<String>()
         let wrongHost = TLSIdentity.pemFiles(certificateChain: pki.wrongHostCertPath, privateKey: pki.wrongHostKeyPath)
-        let (_, port) = try startServer(self, configure: {
-            var tls = TLSServerConfiguration(identity: .pemFiles(certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
-            tls.certificateSelector = { name in name == "wrong.example" ? wrongHost : nil }
-            $0.tls = tls
-        }) { server in
+        let (_, port) = try startServer(
+            self,
+            configure: {
+                var tls = TLSServerConfiguration(
+                    identity: .pemFiles(certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
+                tls.certificateSelector = { name in name == "wrong.example" ? wrongHost : nil }
+                $0.tls = tls
+            }
+        ) { server in
             server.onRequest = { request in
                 names.append(request.serverName ?? "-")
                 guard let connection = try? request.accept() else { return }
@@ -157,7 +165,8 @@ final class ProxyTests: XCTestCase {
     func testWSSThroughProxyRejectsACertificateForAnotherHost() throws {
         let pki = try TestPKI.require()
         let fixture = try startEchoServer(self) {
-            $0.tls = TLSServerConfiguration(identity: .pemFiles(certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
+            $0.tls = TLSServerConfiguration(
+                identity: .pemFiles(certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
         }
         // server.pem is valid for localhost and 127.0.0.1; the target name is wrong.example.
         let proxy = try startProxy(hosts: ["wrong.example": "127.0.0.1"])
@@ -189,8 +198,10 @@ final class ProxyTests: XCTestCase {
         XCTAssertEqual(seen.all.count, 1)
         XCTAssertEqual(
             proxy.requests.all.compactMap { $0.split(separator: "\r\n").first.map(String.init) },
-            ["CONNECT 127.0.0.1:\(redirect.port) HTTP/1.1", "CONNECT 127.0.0.1:\(redirect.port) HTTP/1.1",
-             "CONNECT 127.0.0.1:\(port) HTTP/1.1"])
+            [
+                "CONNECT 127.0.0.1:\(redirect.port) HTTP/1.1", "CONNECT 127.0.0.1:\(redirect.port) HTTP/1.1",
+                "CONNECT 127.0.0.1:\(port) HTTP/1.1",
+            ])
 
         // One redirect allowed: the second 302 ends the attempt.
         let stopped = connect("ws://127.0.0.1:\(redirect.port)/hop1") {
@@ -209,7 +220,8 @@ final class ProxyTests: XCTestCase {
         let (port, _) = try startRecordingEchoServer()
         let proxy = try startProxy()
         let outcome = connect("ws://127.0.0.1:\(port)/") {
-            $0.proxy = WebSocketProxy(host: "127.0.0.1", port: proxy.port, noProxy: ["example.com", "127.0.0.1:\(port)"])
+            $0.proxy = WebSocketProxy(
+                host: "127.0.0.1", port: proxy.port, noProxy: ["example.com", "127.0.0.1:\(port)"])
         }
         Self.echo(outcome, "direct")
         XCTAssertEqual(proxy.requests.all.count, 0)
@@ -219,7 +231,8 @@ final class ProxyTests: XCTestCase {
 
     func testRefusalsAreTypedErrorsWithTheStatusAndLeakNoDescriptor() throws {
         let (port, seen) = try startRecordingEchoServer()
-        for (status, proxy) in [(407, try startProxy(credentials: "alice:right")), (403, try startProxy(.refuse(403)))] {
+        for (status, proxy) in [(407, try startProxy(credentials: "alice:right")), (403, try startProxy(.refuse(403)))]
+        {
             try assertNoDescriptorLeak(proxy) {
                 let outcome = connect("ws://127.0.0.1:\(port)/") {
                     $0.proxy = WebSocketProxy(host: "127.0.0.1", port: proxy.port, username: "alice", password: "wrong")
@@ -236,7 +249,9 @@ final class ProxyTests: XCTestCase {
     func testAProxyClosingMidAnswerFailsWithoutLeakingTheSocket() throws {
         let proxy = try startProxy(.closeMidAnswer)
         try assertNoDescriptorLeak(proxy) {
-            let outcome = connect("ws://127.0.0.1:9/") { $0.proxy = WebSocketProxy(host: "127.0.0.1", port: proxy.port) }
+            let outcome = connect("ws://127.0.0.1:9/") {
+                $0.proxy = WebSocketProxy(host: "127.0.0.1", port: proxy.port)
+            }
             let failure = try XCTUnwrap(outcome.failures.waitForCount(1).first)
             XCTAssertEqual(failure.code, .proxyFailed, failure.description)
             XCTAssertNil(failure.httpStatus)
@@ -246,8 +261,10 @@ final class ProxyTests: XCTestCase {
 
     func testATunnelClosingBeforeTheUpgradeFailsWithoutLeakingTheSocket() throws {
         let proxy = try startProxy(.closeAfterTunnel)
-        for (url, codes) in [("ws://127.0.0.1:9/", [WebSocketError.Code.handshakeFailed]),
-                             ("wss://127.0.0.1:9/", [.tlsHandshakeFailed, .handshakeFailed])] {
+        for (url, codes) in [
+            ("ws://127.0.0.1:9/", [WebSocketError.Code.handshakeFailed]),
+            ("wss://127.0.0.1:9/", [.tlsHandshakeFailed, .handshakeFailed]),
+        ] {
             try assertNoDescriptorLeak(proxy) {
                 let outcome = connect(url) { $0.proxy = WebSocketProxy(host: "127.0.0.1", port: proxy.port) }
                 let failure = try XCTUnwrap(outcome.failures.waitForCount(1).first)

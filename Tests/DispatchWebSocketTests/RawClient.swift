@@ -1,10 +1,12 @@
+import COpenSSL
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-@testable import DispatchWebSocket
-import COpenSSL
 
 /// A blocking raw-socket client for integration tests: it writes exactly the bytes a test wants
 /// (valid or not) and reads what the server answers. Every read has a receive timeout, so a
@@ -72,7 +74,9 @@ final class RawClient {
         let context = SSL_CTX_new(TLS_client_method())!
         tlsContext = context
         if let caFile {
-            guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else { throw Failure(description: "bad CA file") }
+            guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
+                throw Failure(description: "bad CA file")
+            }
             SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         }
         if let certificate, let key {
@@ -92,7 +96,9 @@ final class RawClient {
         var protocolName: UnsafePointer<UInt8>?
         var length: UInt32 = 0
         SSL_get0_alpn_selected(ssl, &protocolName, &length)
-        if let protocolName, length > 0 { alpn = String(decoding: UnsafeBufferPointer(start: protocolName, count: Int(length)), as: UTF8.self) }
+        if let protocolName, length > 0 {
+            alpn = String(decoding: UnsafeBufferPointer(start: protocolName, count: Int(length)), as: UTF8.self)
+        }
     }
 
     func write(_ bytes: [UInt8]) throws {
@@ -159,7 +165,10 @@ final class RawClient {
                 buffer.removeSubrange(..<end.upperBound)
                 return head
             }
-            guard try fill() else { throw Failure(description: "EOF before the end of the HTTP head: \(String(decoding: buffer, as: UTF8.self))") }
+            guard try fill() else {
+                throw Failure(
+                    description: "EOF before the end of the HTTP head: \(String(decoding: buffer, as: UTF8.self))")
+            }
         }
     }
 
@@ -188,13 +197,16 @@ final class RawClient {
         try write(request)
         let head = try readHTTPHead()
         guard head.hasPrefix("HTTP/1.1 101") else { throw Failure(description: "upgrade refused: \(head)") }
-        guard head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") else { throw Failure(description: "wrong accept key: \(head)") }
+        guard head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") else {
+            throw Failure(description: "wrong accept key: \(head)")
+        }
         return head
     }
 
     /// Sends one masked frame.
     func send(_ opcode: WebSocketOpcode, _ payload: [UInt8], fin: Bool = true, rsv1: Bool = false) throws {
-        try write(WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, maskingKey: .random(), payload: payload).encoded())
+        try write(
+            WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, maskingKey: .random(), payload: payload).encoded())
     }
 
     func sendText(_ text: String, fin: Bool = true) throws { try send(.text, Array(text.utf8), fin: fin) }

@@ -1,8 +1,10 @@
 import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import DispatchWebSocket
 
 /// Lifecycle and resource guarantees: descriptors and connection objects come back to their
 /// baseline whatever way a peer goes away; backpressure, limits, pause/resume and idle timeouts.
@@ -32,7 +34,10 @@ final class ReliabilityTests: XCTestCase {
         do {  // RST in the middle of a frame
             let client = try RawClient(port: fixture.port)
             try client.upgrade()
-            try client.write(Array(WebSocketFrame(opcode: .binary, maskingKey: .random(), payload: Array(repeating: 1, count: 1000)).encoded().prefix(100)))
+            try client.write(
+                Array(
+                    WebSocketFrame(opcode: .binary, maskingKey: .random(), payload: Array(repeating: 1, count: 1000))
+                        .encoded().prefix(100)))
             resetSocket(client)
         }
         do {  // RST in the middle of the handshake
@@ -70,7 +75,9 @@ final class ReliabilityTests: XCTestCase {
         }
         fixture.closes.waitForCount(1)
         let baseline = openDescriptors()
-        let partial = Array(WebSocketFrame(opcode: .binary, maskingKey: .random(), payload: Array(repeating: 1, count: 5000)).encoded().prefix(700))
+        let partial = Array(
+            WebSocketFrame(opcode: .binary, maskingKey: .random(), payload: Array(repeating: 1, count: 5000)).encoded()
+                .prefix(700))
         for index in 0..<200 {
             let client = try RawClient(port: fixture.port)
             try client.upgrade()
@@ -103,14 +110,18 @@ final class ReliabilityTests: XCTestCase {
 
     func testCloseIsDeliveredExactlyOnceWhateverHappensTogether() throws {
         let closes = EventLog<WebSocketCloseCode>()
-        let (_, port) = try startServer(self, configure: { $0.connection.closeTimeout = .milliseconds(200) }) { server in
+        let (_, port) = try startServer(self, configure: { $0.connection.closeTimeout = .milliseconds(200) }) {
+            server in
             server.onRequest = { request in
                 let connection = try? request.accept()
                 connection?.onClose = { code, _ in closes.append(code) }
                 connection?.onMessage = { _ in
                     // Local close, a drop and a close from another thread, all at once.
                     connection?.close(code: .goingAway)
-                    DispatchQueue.global().async { connection?.close(code: .normalClosure); connection?.drop() }
+                    DispatchQueue.global().async {
+                        connection?.close(code: .normalClosure)
+                        connection?.drop()
+                    }
                     connection?.drop(code: .policyViolation)
                 }
             }
@@ -131,11 +142,14 @@ final class ReliabilityTests: XCTestCase {
         let errors = EventLog<WebSocketError.Code>()
         let statuses = EventLog<WebSocketSendStatus>()
         let closes = EventLog<WebSocketCloseCode>()
-        let (_, port) = try startServer(self, configure: {
-            $0.connection.highWaterMark = 64 * 1024
-            $0.connection.maxQueuedBytes = 1024 * 1024
-            $0.connection.closeTimeout = .milliseconds(300)
-        }) { server in
+        let (_, port) = try startServer(
+            self,
+            configure: {
+                $0.connection.highWaterMark = 64 * 1024
+                $0.connection.maxQueuedBytes = 1024 * 1024
+                $0.connection.closeTimeout = .milliseconds(300)
+            }
+        ) { server in
             server.onRequest = { request in
                 guard let connection = try? request.accept() else { return }
                 connection.onError = { errors.append($0.code) }
@@ -162,15 +176,20 @@ final class ReliabilityTests: XCTestCase {
 
     func testDropMessagePolicyKeepsTheConnection() throws {
         let outcomes = EventLog<String>()
-        let (_, port) = try startServer(self, configure: {
-            $0.connection.maxQueuedBytes = 256 * 1024
-            $0.connection.sendQueueOverflow = .dropMessage
-        }) { server in
+        let (_, port) = try startServer(
+            self,
+            configure: {
+                $0.connection.maxQueuedBytes = 256 * 1024
+                $0.connection.sendQueueOverflow = .dropMessage
+            }
+        ) { server in
             server.onRequest = { request in
                 guard let connection = try? request.accept() else { return }
                 connection.onMessage = { _ in
                     var dropped = 0
-                    for _ in 0..<200 where connection.sendBytes([UInt8](repeating: 1, count: 32 * 1024)) == .dropped { dropped += 1 }
+                    for _ in 0..<200 where connection.sendBytes([UInt8](repeating: 1, count: 32 * 1024)) == .dropped {
+                        dropped += 1
+                    }
                     outcomes.append("dropped>0:\(dropped > 0) open:\(connection.isConnected)")
                 }
             }
@@ -183,10 +202,13 @@ final class ReliabilityTests: XCTestCase {
 
     func testDrainFiresWhenTheQueueEmptiesAfterBackpressure() throws {
         let events = EventLog<String>()
-        let (_, port) = try startServer(self, configure: {
-            $0.connection.highWaterMark = 16 * 1024
-            $0.connection.maxQueuedBytes = 8 * 1024 * 1024  // the 4 MiB burst below stays under it
-        }) { server in
+        let (_, port) = try startServer(
+            self,
+            configure: {
+                $0.connection.highWaterMark = 16 * 1024
+                $0.connection.maxQueuedBytes = 8 * 1024 * 1024  // the 4 MiB burst below stays under it
+            }
+        ) { server in
             server.onRequest = { request in
                 guard let connection = try? request.accept() else { return }
                 connection.onDrain = { events.append("drain:\(connection.bufferedAmount)") }
@@ -246,7 +268,8 @@ final class ReliabilityTests: XCTestCase {
 
     func testAPeerDribblingAFrameIsClosedAfterMaxMessageDuration() throws {
         let closes = EventLog<String>()
-        let (_, port) = try startServer(self, configure: { $0.connection.maxMessageDuration = .milliseconds(400) }) { server in
+        let (_, port) = try startServer(self, configure: { $0.connection.maxMessageDuration = .milliseconds(400) }) {
+            server in
             server.onRequest = { request in
                 _ = try? request.accept { connection in
                     connection.onClose = { code, reason in closes.append("\(code.rawValue) \(reason)") }
@@ -256,11 +279,18 @@ final class ReliabilityTests: XCTestCase {
         let client = try RawClient(port: port)
         try client.upgrade()
         // A 1000-byte frame, one byte every 20 ms: live traffic that never completes a message.
-        let frame = WebSocketFrame(opcode: .binary, maskingKey: .random(), payload: Array(repeating: 1, count: 1000)).encoded()
+        let frame = WebSocketFrame(opcode: .binary, maskingKey: .random(), payload: Array(repeating: 1, count: 1000))
+            .encoded()
         var closedByServer = false
         for byte in frame {
-            do { try client.write([byte]) } catch { closedByServer = true; break }
-            if !closes.all.isEmpty { closedByServer = true; break }
+            do { try client.write([byte]) } catch {
+                closedByServer = true
+                break
+            }
+            if !closes.all.isEmpty {
+                closedByServer = true
+                break
+            }
             usleep(20_000)
         }
         XCTAssertTrue(closedByServer)
@@ -280,11 +310,14 @@ final class ReliabilityTests: XCTestCase {
 
     func testASlowReceiverDoesNotHoldUpABroadcast() throws {
         let connects = EventLog<Int>()
-        let (server, port) = try startServer(self, configure: {
-            $0.autoAcceptConnections = true
-            $0.connection.maxQueuedBytes = 64 * 1024 * 1024
-            $0.connection.fragmentOutgoingMessages = false  // one frame per message, for the raw client
-        }) { server in
+        let (server, port) = try startServer(
+            self,
+            configure: {
+                $0.autoAcceptConnections = true
+                $0.connection.maxQueuedBytes = 64 * 1024 * 1024
+                $0.connection.fragmentOutgoingMessages = false  // one frame per message, for the raw client
+            }
+        ) { server in
             server.onConnect = { _ in connects.append(1) }
         }
         let slow = try RawClient(port: port)  // upgrades, then never reads again
@@ -318,7 +351,13 @@ final class ReliabilityTests: XCTestCase {
     }
 
     func testMaxConnectionsRejectsExtraUpgradesWith503() throws {
-        let (_, port) = try startServer(self, configure: { $0.maxConnections = 1; $0.autoAcceptConnections = true }) { _ in }
+        let (_, port) = try startServer(
+            self,
+            configure: {
+                $0.maxConnections = 1
+                $0.autoAcceptConnections = true
+            }
+        ) { _ in }
         let first = try RawClient(port: port)
         try first.upgrade()
         let second = try RawClient(port: port)
@@ -351,8 +390,9 @@ final class DescriptorExhaustionTests: XCTestCase {
         setrlimit(RLIMIT_NOFILE_VALUE, &lowered)
         defer { setrlimit(RLIMIT_NOFILE_VALUE, &saved) }
 
-        let request = Array(("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8)
+        let request = Array(
+            ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8)
         for fd in sockets {
             var timeout = timeval(tv_sec: 10, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// `Configuration.reusePort`: several servers on one port (Linux `SO_REUSEPORT`).

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// WebSocketRouter on a loopback server: matching by exact path, prefix, predicate and
@@ -44,33 +45,49 @@ final class RouterTests: XCTestCase {
         try router.mount(path: "/chat", protocol: "chat", handler: greeter("chat"))
         try router.mount(pathPrefix: "/rooms/", protocol: "*", handler: greeter("rooms"))
         try router.mount(path: "/plain", handler: greeter("plain"))
-        try router.mount(where: { $0.queryItems.contains { $0.name == "v" && $0.value == "2" } }, protocol: "*",
-                         handler: greeter("v2"))
+        try router.mount(
+            where: { $0.queryItems.contains { $0.name == "v" && $0.value == "2" } }, protocol: "*",
+            handler: greeter("v2"))
         // For one path, the client's order of preference wins over the order of mounting.
         try router.mount(path: "/multi", protocol: "b", handler: greeter("multi-b"))
         try router.mount(path: "/multi", protocol: "a", handler: greeter("multi-a"))
         let (_, port) = try startServer(self) { router.attach(to: $0) }
 
-        XCTAssertEqual(try request(port, "/chat", protocols: ["chat"]), Outcome(status: accepted, protocol: "chat", greeting: "chat"))
-        XCTAssertEqual(try request(port, "/chat", protocols: ["other", "chat"]),
-                       Outcome(status: accepted, protocol: "chat", greeting: "chat"))
-        XCTAssertEqual(try request(port, "/chat", protocols: ["CHAT"]).status, notFound, "protocols match case-sensitively")
-        XCTAssertEqual(try request(port, "/chat").status, notFound, "a client offering no protocol needs a nil or * mount")
+        XCTAssertEqual(
+            try request(port, "/chat", protocols: ["chat"]),
+            Outcome(status: accepted, protocol: "chat", greeting: "chat"))
+        XCTAssertEqual(
+            try request(port, "/chat", protocols: ["other", "chat"]),
+            Outcome(status: accepted, protocol: "chat", greeting: "chat"))
+        XCTAssertEqual(
+            try request(port, "/chat", protocols: ["CHAT"]).status, notFound, "protocols match case-sensitively")
+        XCTAssertEqual(
+            try request(port, "/chat").status, notFound, "a client offering no protocol needs a nil or * mount")
         XCTAssertEqual(try request(port, "/chat/x", protocols: ["chat"]).status, notFound, "exact paths match exactly")
 
-        XCTAssertEqual(try request(port, "/rooms", protocols: ["x", "y"]), Outcome(status: accepted, protocol: "x", greeting: "rooms"))
-        XCTAssertEqual(try request(port, "/rooms/7/members?q=1"), Outcome(status: accepted, protocol: nil, greeting: "rooms"))
+        XCTAssertEqual(
+            try request(port, "/rooms", protocols: ["x", "y"]),
+            Outcome(status: accepted, protocol: "x", greeting: "rooms"))
+        XCTAssertEqual(
+            try request(port, "/rooms/7/members?q=1"), Outcome(status: accepted, protocol: nil, greeting: "rooms"))
         XCTAssertEqual(try request(port, "/roomservice").status, notFound, "prefixes match whole segments")
 
         XCTAssertEqual(try request(port, "/plain"), Outcome(status: accepted, protocol: nil, greeting: "plain"))
-        XCTAssertEqual(try request(port, "/plain", protocols: ["chat"]).status, notFound,
-                       "a nil-protocol mount does not take a client that offered protocols")
+        XCTAssertEqual(
+            try request(port, "/plain", protocols: ["chat"]).status, notFound,
+            "a nil-protocol mount does not take a client that offered protocols")
 
-        XCTAssertEqual(try request(port, "/anything?v=2", protocols: ["p"]), Outcome(status: accepted, protocol: "p", greeting: "v2"))
+        XCTAssertEqual(
+            try request(port, "/anything?v=2", protocols: ["p"]),
+            Outcome(status: accepted, protocol: "p", greeting: "v2"))
         XCTAssertEqual(try request(port, "/anything?v=3").status, notFound)
 
-        XCTAssertEqual(try request(port, "/multi", protocols: ["a", "b"]), Outcome(status: accepted, protocol: "a", greeting: "multi-a"))
-        XCTAssertEqual(try request(port, "/multi", protocols: ["c", "b"]), Outcome(status: accepted, protocol: "b", greeting: "multi-b"))
+        XCTAssertEqual(
+            try request(port, "/multi", protocols: ["a", "b"]),
+            Outcome(status: accepted, protocol: "a", greeting: "multi-a"))
+        XCTAssertEqual(
+            try request(port, "/multi", protocols: ["c", "b"]),
+            Outcome(status: accepted, protocol: "b", greeting: "multi-b"))
     }
 
     func testUnmatchedRequestsGoToTheFallbackOr404() throws {
@@ -90,8 +107,9 @@ final class RouterTests: XCTestCase {
         try bare.mount(path: "/only", handler: greeter("only"))
         let (_, barePort) = try startServer(self) { bare.attach(to: $0) }
         let client = try RawClient(port: barePort)
-        try client.write("GET /missing HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        try client.write(
+            "GET /missing HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         let (head, body) = try client.readHTTPResponse()
         XCTAssertTrue(head.hasPrefix(notFound), head)
         XCTAssertTrue(body.contains("/missing"), body)

@@ -42,7 +42,8 @@ final class SHA1DigestTests: XCTestCase {
             (129, "d96debf1bdcbc896e6c134ea76e8141f40d78536"),
         ]
         for (length, digest) in expected {
-            XCTAssertEqual(hex(SHA1.hash([UInt8](repeating: UInt8(ascii: "a"), count: length))), digest, "length \(length)")
+            XCTAssertEqual(
+                hex(SHA1.hash([UInt8](repeating: UInt8(ascii: "a"), count: length))), digest, "length \(length)")
         }
     }
 
@@ -56,7 +57,9 @@ final class SHA1DigestTests: XCTestCase {
         let bytes = (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         for offset in [1, 3, 5] {
             let expected = SHA1.hash(Array(bytes[offset..<(offset + 200)]))
-            let actual = bytes.withUnsafeBytes { SHA1.hash(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + 200)])) }
+            let actual = bytes.withUnsafeBytes {
+                SHA1.hash(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + 200)]))
+            }
             XCTAssertEqual(actual, expected, "offset \(offset)")
         }
         XCTAssertEqual(hex(SHA1.hash([0, 1, 2])), "0c7a623fd2bbc05b06423be359e4021d36e721ad")

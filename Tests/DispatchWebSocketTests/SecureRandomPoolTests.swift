@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 final class SecureRandomPoolTests: XCTestCase {

@@ -8,8 +8,10 @@ final class ServerOpeningHandshakeTests: XCTestCase {
     /// The client handshake of RFC 6455 §1.2, as pairs so tests can vary one field.
     private var valid: [(String, String)] {
         [
-            ("Host", "server.example.com"), ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key),
-            ("Origin", "http://example.com"), ("Sec-WebSocket-Protocol", "chat, superchat"), ("Sec-WebSocket-Version", "13"),
+            ("Host", "server.example.com"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", key),
+            ("Origin", "http://example.com"), ("Sec-WebSocket-Protocol", "chat, superchat"),
+            ("Sec-WebSocket-Version", "13"),
         ]
     }
 
@@ -33,7 +35,9 @@ final class ServerOpeningHandshakeTests: XCTestCase {
         return nil
     }
 
-    private func upgrade(_ head: HTTPRequestHead, file: StaticString = #filePath, line: UInt = #line) -> ValidatedUpgrade? {
+    private func upgrade(_ head: HTTPRequestHead, file: StaticString = #filePath, line: UInt = #line)
+        -> ValidatedUpgrade?
+    {
         switch ServerHandshake.validate(head) {
         case .success(let upgrade): return upgrade
         case .failure(let rejection):
@@ -92,7 +96,9 @@ final class ServerOpeningHandshakeTests: XCTestCase {
 
     func testTheMethodMustBeGET() {
         for method in ["POST", "get", "HEAD", "CONNECT"] {
-            XCTAssertEqual(rejection(request(valid, method: method)), HandshakeRejection(status: 400, reason: "the WebSocket handshake must use GET"), method)
+            XCTAssertEqual(
+                rejection(request(valid, method: method)),
+                HandshakeRejection(status: 400, reason: "the WebSocket handshake must use GET"), method)
         }
     }
 
@@ -131,7 +137,8 @@ final class ServerOpeningHandshakeTests: XCTestCase {
 
     func testAMissingOrOtherVersionGets426NamingVersion13() {
         let expected = HandshakeRejection(
-            status: 426, reason: "unsupported WebSocket version; this server speaks 13", headers: ["Sec-WebSocket-Version": "13"])
+            status: 426, reason: "unsupported WebSocket version; this server speaks 13",
+            headers: ["Sec-WebSocket-Version": "13"])
         XCTAssertEqual(rejection(request(replacing("Sec-WebSocket-Version", with: nil))), expected)
         for version in ["8", "12", "14", "13, 8", "", "013"] {
             XCTAssertEqual(rejection(request(replacing("Sec-WebSocket-Version", with: version))), expected, version)
@@ -140,22 +147,29 @@ final class ServerOpeningHandshakeTests: XCTestCase {
     }
 
     func testAnOldClientWithoutAKeyLearnsTheVersionFirst() {
-        let hixie = replacing("Sec-WebSocket-Key", with: nil).filter { $0.0 != "Sec-WebSocket-Version" }
+        let hixie =
+            replacing("Sec-WebSocket-Key", with: nil).filter { $0.0 != "Sec-WebSocket-Version" }
             + [("Sec-WebSocket-Key1", "4 @1  46546xW%0l 1 5"), ("Sec-WebSocket-Key2", "12998 5 Y3 1  .P00")]
         XCTAssertEqual(rejection(request(hixie))?.status, 426)
     }
 
     func testTheKeyMustBeBase64OfSixteenBytes() {
-        XCTAssertEqual(rejection(request(replacing("Sec-WebSocket-Key", with: nil)))?.reason, "missing Sec-WebSocket-Key")
+        XCTAssertEqual(
+            rejection(request(replacing("Sec-WebSocket-Key", with: nil)))?.reason, "missing Sec-WebSocket-Key")
         XCTAssertEqual(rejection(request(valid + [("Sec-WebSocket-Key", key)]))?.reason, "repeated Sec-WebSocket-Key")
         let seventeen = Base64.encode([UInt8](repeating: 7, count: 17))
         let fifteen = Base64.encode([UInt8](repeating: 7, count: 15))
-        for bad in ["c2hvcnQ=", seventeen, fifteen, "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZR==", "dGhlIHNhbXBsZSBub25jZQ==x", ""] {
+        for bad in [
+            "c2hvcnQ=", seventeen, fifteen, "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZR==",
+            "dGhlIHNhbXBsZSBub25jZQ==x", "",
+        ] {
             XCTAssertEqual(
                 rejection(request(replacing("Sec-WebSocket-Key", with: bad))),
-                HandshakeRejection(status: 400, reason: "Sec-WebSocket-Key must be the base64 encoding of 16 bytes"), bad)
+                HandshakeRejection(status: 400, reason: "Sec-WebSocket-Key must be the base64 encoding of 16 bytes"),
+                bad)
         }
-        XCTAssertNotNil(upgrade(request(replacing("Sec-WebSocket-Key", with: Base64.encode([UInt8](repeating: 0xFF, count: 16))))))
+        XCTAssertNotNil(
+            upgrade(request(replacing("Sec-WebSocket-Key", with: Base64.encode([UInt8](repeating: 0xFF, count: 16))))))
     }
 
     // MARK: Subprotocols, extensions, origin
@@ -170,7 +184,9 @@ final class ServerOpeningHandshakeTests: XCTestCase {
         XCTAssertEqual(rejection(request(replacing("Sec-WebSocket-Protocol", with: "chat, chat")))?.status, 400)
         XCTAssertEqual(rejection(request(valid + [("Sec-WebSocket-Protocol", "superchat")]))?.status, 400)
         // Subprotocol names are case-sensitive, so these are two different protocols.
-        XCTAssertEqual(upgrade(request(replacing("Sec-WebSocket-Protocol", with: "chat, Chat")))?.requestedProtocols, ["chat", "Chat"])
+        XCTAssertEqual(
+            upgrade(request(replacing("Sec-WebSocket-Protocol", with: "chat, Chat")))?.requestedProtocols,
+            ["chat", "Chat"])
     }
 
     func testSubprotocolsMustBeTokens() {
@@ -182,16 +198,22 @@ final class ServerOpeningHandshakeTests: XCTestCase {
     }
 
     func testExtensionOffersAreParsedWithTheirParameters() throws {
-        let fields = valid + [
-            ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits, x-foo ;a=1; b = \"q,\\\"r\\\";\""),
-            ("sec-websocket-extensions", ", x-bar"),
-        ]
+        let fields =
+            valid + [
+                (
+                    "Sec-WebSocket-Extensions",
+                    "permessage-deflate; client_max_window_bits, x-foo ;a=1; b = \"q,\\\"r\\\";\""
+                ),
+                ("sec-websocket-extensions", ", x-bar"),
+            ]
         let offers = try XCTUnwrap(upgrade(request(fields))?.requestedExtensions)
-        XCTAssertEqual(offers, [
-            WebSocketExtensionOffer(name: "permessage-deflate", parameters: [("client_max_window_bits", nil)]),
-            WebSocketExtensionOffer(name: "x-foo", parameters: [("a", "1"), ("b", "q,\"r\";")]),
-            WebSocketExtensionOffer(name: "x-bar"),
-        ])
+        XCTAssertEqual(
+            offers,
+            [
+                WebSocketExtensionOffer(name: "permessage-deflate", parameters: [("client_max_window_bits", nil)]),
+                WebSocketExtensionOffer(name: "x-foo", parameters: [("a", "1"), ("b", "q,\"r\";")]),
+                WebSocketExtensionOffer(name: "x-bar"),
+            ])
         XCTAssertEqual(offers[1].parameters.map(\.name), ["a", "b"])
     }
 
@@ -205,7 +227,9 @@ final class ServerOpeningHandshakeTests: XCTestCase {
     }
 
     func testMalformedExtensionOffersAreRejected() {
-        for value in [";a", "ext;", "ext; a=", "ext; a=\"open", "ext x", "ext; a=b c", "ext; =1", "ext; a=\"\\", "e(x)t"] {
+        for value in [
+            ";a", "ext;", "ext; a=", "ext; a=\"open", "ext x", "ext; a=b c", "ext; =1", "ext; a=\"\\", "e(x)t",
+        ] {
             XCTAssertEqual(
                 rejection(request(valid + [("Sec-WebSocket-Extensions", value)])),
                 HandshakeRejection(status: 400, reason: "malformed Sec-WebSocket-Extensions"), value)
@@ -226,7 +250,8 @@ final class ServerOpeningHandshakeTests: XCTestCase {
         XCTAssertEqual(
             text(bytes),
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\nX-A: b\r\n\r\n")
+                + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\nX-A: b\r\n\r\n"
+        )
         let plain = text(ServerHandshake.acceptResponse(key: key, protocol: nil, extraHeaders: [:]))
         XCTAssertFalse(plain.contains("Sec-WebSocket-Protocol"))
         XCTAssertTrue(plain.hasSuffix("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"))
@@ -260,18 +285,21 @@ final class HTTPResponseWriterTests: XCTestCase {
         XCTAssertEqual(
             text(HTTPResponseWriter.head(status: 404, headers: ["A": "1", "b": "two words"])),
             "HTTP/1.1 404 Not Found\r\nA: 1\r\nb: two words\r\n\r\n")
-        XCTAssertEqual(text(HTTPResponseWriter.head(status: 200, reason: "Fine", headers: [:])), "HTTP/1.1 200 Fine\r\n\r\n")
+        XCTAssertEqual(
+            text(HTTPResponseWriter.head(status: 200, reason: "Fine", headers: [:])), "HTTP/1.1 200 Fine\r\n\r\n")
     }
 
     func testLinesWithLineBreaksOrBadNamesAreDropped() {
-        let head = text(HTTPResponseWriter.head(
-            status: 200, headers: ["X-Evil": "a\r\nSet-Cookie: x=1", "X-LF": "a\nb", "X:Colon": "v", "X-Ok": "1"]))
+        let head = text(
+            HTTPResponseWriter.head(
+                status: 200, headers: ["X-Evil": "a\r\nSet-Cookie: x=1", "X-LF": "a\nb", "X:Colon": "v", "X-Ok": "1"]))
         XCTAssertEqual(head, "HTTP/1.1 200 OK\r\nX-Ok: 1\r\n\r\n")
     }
 
     func testAReasonWithControlCharactersIsReplacedByTheStandardOne() {
         XCTAssertEqual(
-            text(HTTPResponseWriter.head(status: 403, reason: "no\r\nX: y", headers: [:])), "HTTP/1.1 403 Forbidden\r\n\r\n")
+            text(HTTPResponseWriter.head(status: 403, reason: "no\r\nX: y", headers: [:])),
+            "HTTP/1.1 403 Forbidden\r\n\r\n")
     }
 
     func testSimpleResponseCountsBodyBytesAndClosesOnRequest() {

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// Loopback tests: a real server on port 0 and a raw-socket client that sends exact bytes.
@@ -18,7 +19,8 @@ final class ServerIntegrationTests: XCTestCase {
         let client = try RawClient(port: fixture.port)
         try client.upgrade()
         let texts = (0..<200).map { "message \($0)" }
-        try client.write(texts.flatMap { WebSocketFrame(opcode: .text, maskingKey: .random(), payload: Array($0.utf8)).encoded() })
+        try client.write(
+            texts.flatMap { WebSocketFrame(opcode: .text, maskingKey: .random(), payload: Array($0.utf8)).encoded() })
         for text in texts {
             XCTAssertEqual(try client.readFrame()?.payload, Array(text.utf8))
         }
@@ -28,8 +30,10 @@ final class ServerIntegrationTests: XCTestCase {
         let fixture = try startEchoServer(self)
         let client = try RawClient(port: fixture.port)
         let frame = WebSocketFrame(opcode: .text, maskingKey: .random(), payload: Array("early".utf8)).encoded()
-        try client.write(Array(("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8) + frame)
+        try client.write(
+            Array(
+                ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8) + frame)
         XCTAssertTrue(try client.readHTTPHead().hasPrefix("HTTP/1.1 101"))
         XCTAssertEqual(try client.readFrame()?.payload, Array("early".utf8))
     }
@@ -112,10 +116,12 @@ final class ServerIntegrationTests: XCTestCase {
         try client.upgrade()
         try client.sendText("ab", fin: false)
         try client.send(.continuation, Array("c".utf8))
-        XCTAssertEqual(frames.waitForCount(2), [
-            WebSocketFrame(fin: false, opcode: .text, payload: Array("ab".utf8)),
-            WebSocketFrame(opcode: .continuation, payload: Array("c".utf8)),
-        ])
+        XCTAssertEqual(
+            frames.waitForCount(2),
+            [
+                WebSocketFrame(fin: false, opcode: .text, payload: Array("ab".utf8)),
+                WebSocketFrame(opcode: .continuation, payload: Array("c".utf8)),
+            ])
     }
 
     func testClientInitiatedCloseIsEchoedAndTheServerClosesTCP() throws {
@@ -153,7 +159,8 @@ final class ServerIntegrationTests: XCTestCase {
 
     func testCloseTimeoutEndsTheConnectionWhenThePeerStaysSilent() throws {
         let closes = EventLog<WebSocketCloseCode>()
-        let (_, port) = try startServer(self, configure: { $0.connection.closeTimeout = .milliseconds(300) }) { server in
+        let (_, port) = try startServer(self, configure: { $0.connection.closeTimeout = .milliseconds(300) }) {
+            server in
             server.onRequest = { request in
                 let connection = try? request.accept()
                 connection?.onClose = { code, _ in closes.append(code) }
@@ -188,11 +195,14 @@ final class ServerIntegrationTests: XCTestCase {
 
     func testKeepaliveDropsASilentPeer() throws {
         let closes = EventLog<WebSocketCloseCode>()
-        let (_, port) = try startServer(self, configure: {
-            $0.connection.keepalive = true
-            $0.connection.keepaliveInterval = .milliseconds(200)
-            $0.connection.keepaliveGracePeriod = .milliseconds(200)
-        }) { server in
+        let (_, port) = try startServer(
+            self,
+            configure: {
+                $0.connection.keepalive = true
+                $0.connection.keepaliveInterval = .milliseconds(200)
+                $0.connection.keepaliveGracePeriod = .milliseconds(200)
+            }
+        ) { server in
             server.onRequest = { request in
                 let connection = try? request.accept()
                 connection?.onClose = { code, _ in closes.append(code) }
@@ -207,11 +217,14 @@ final class ServerIntegrationTests: XCTestCase {
     }
 
     func testKeepaliveKeepsAnsweringPeerOpen() throws {
-        let (server, port) = try startServer(self, configure: {
-            $0.connection.keepalive = true
-            $0.connection.keepaliveInterval = .milliseconds(100)
-            $0.connection.keepaliveGracePeriod = .seconds(5)  // generous: a loaded CI machine must not drop us
-        }) { server in
+        let (server, port) = try startServer(
+            self,
+            configure: {
+                $0.connection.keepalive = true
+                $0.connection.keepaliveInterval = .milliseconds(100)
+                $0.connection.keepaliveGracePeriod = .seconds(5)  // generous: a loaded CI machine must not drop us
+            }
+        ) { server in
             server.onRequest = { request in _ = try? request.accept() }
         }
         let client = try RawClient(port: port)
@@ -278,14 +291,17 @@ final class ServerIntegrationTests: XCTestCase {
             }
         }
         let client = try RawClient(port: port)
-        XCTAssertThrowsError(try client.upgrade(
-            path: "/room%201?name=J%C3%BCrgen&flag", protocols: ["a", "b"],
-            extraHeaders: "Origin: http://example.com\r\nCookie: id=42; theme=dark\r\nX-Forwarded-For: 6.6.6.6\r\n"
-                + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-foo\r\n"))
+        XCTAssertThrowsError(
+            try client.upgrade(
+                path: "/room%201?name=J%C3%BCrgen&flag", protocols: ["a", "b"],
+                extraHeaders: "Origin: http://example.com\r\nCookie: id=42; theme=dark\r\nX-Forwarded-For: 6.6.6.6\r\n"
+                    + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-foo\r\n"))
         let request = seen.waitForCount(1)[0]
         XCTAssertEqual(request.path, "/room 1")
         XCTAssertEqual(request.resource, "/room%201?name=J%C3%BCrgen&flag")
-        XCTAssertEqual(request.queryItems, [WebSocketQueryItem(name: "name", value: "Jürgen"), WebSocketQueryItem(name: "flag", value: nil)])
+        XCTAssertEqual(
+            request.queryItems,
+            [WebSocketQueryItem(name: "name", value: "Jürgen"), WebSocketQueryItem(name: "flag", value: nil)])
         XCTAssertEqual(request.origin, "http://example.com")
         XCTAssertEqual(request.cookies, ["id": "42", "theme": "dark"])
         XCTAssertEqual(request.requestedProtocols, ["a", "b"])
@@ -312,10 +328,14 @@ final class ServerIntegrationTests: XCTestCase {
 
     func testRejectSendsTheStatusAndCloses() throws {
         let (_, port) = try startServer(self) { server in
-            server.onRequest = { request in request.reject(status: 401, reason: "who are you", headers: ["X-Why": "token"]) }
+            server.onRequest = { request in
+                request.reject(status: 401, reason: "who are you", headers: ["X-Why": "token"])
+            }
         }
         let client = try RawClient(port: port)
-        try client.write("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        try client.write(
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         let response = try client.readHTTPResponse()
         XCTAssertTrue(response.head.hasPrefix("HTTP/1.1 401"), response.head)
         XCTAssertTrue(response.head.contains("X-Why: token"))
@@ -343,12 +363,30 @@ final class ServerIntegrationTests: XCTestCase {
     func testHandshakeErrorsGetTheirStatus() throws {
         let fixture = try startEchoServer(self)
         let cases: [(String, String)] = [
-            ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n", "426"),
-            ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n", "400"),
-            ("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "400"),
-            ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "400"),
-            ("GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "400"),
-            ("BREW / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "40"),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+                "426"
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                "400"
+            ),
+            (
+                "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                "400"
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                "400"
+            ),
+            (
+                "GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                "400"
+            ),
+            (
+                "BREW / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                "40"
+            ),
             ("GARBAGE\r\n\r\n", "400"),
             ("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 20_000) + "\r\n\r\n", "431"),
         ]
@@ -361,7 +399,9 @@ final class ServerIntegrationTests: XCTestCase {
         }
         // Connection is a token list: keep-alive, Upgrade is a valid upgrade.
         let client = try RawClient(port: fixture.port)
-        try client.write("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        try client.write(
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         XCTAssertTrue(try client.readHTTPHead().hasPrefix("HTTP/1.1 101"))
     }
 
@@ -446,7 +486,9 @@ final class ServerIntegrationTests: XCTestCase {
             server.onRequest = { request in
                 guard let connection = try? request.accept() else { return }
                 DispatchQueue.global().async {
-                    connection.sendUTF("from elsewhere") { error in completions.append(error.map { "\($0.code)" } ?? "sent") }
+                    connection.sendUTF("from elsewhere") { error in
+                        completions.append(error.map { "\($0.code)" } ?? "sent")
+                    }
                 }
             }
         }
@@ -459,11 +501,12 @@ final class ServerIntegrationTests: XCTestCase {
     func testServerEventsAndShutDownClosesWith1001() throws {
         let connects = EventLog<Int>()
         let closes = EventLog<WebSocketCloseCode>()
-        let server = WebSocketServer(configuration: {
-            var c = WebSocketServer.Configuration()
-            c.autoAcceptConnections = true
-            return c
-        }())
+        let server = WebSocketServer(
+            configuration: {
+                var c = WebSocketServer.Configuration()
+                c.autoAcceptConnections = true
+                return c
+            }())
         server.onConnect = { _ in connects.append(1) }
         server.onClose = { _, code, _ in closes.append(code) }
         let port = try server.listen(port: 0).port
@@ -534,7 +577,9 @@ extension ServerIntegrationTests {
             server.onRequest = { request in _ = try? request.accept() }
         }
         let client = try RawClient(port: port)
-        try client.write("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        try client.write(
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         XCTAssertTrue(try client.readHTTPHead().hasPrefix("HTTP/1.1 101"))
     }
 }

@@ -1,8 +1,10 @@
 import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import DispatchWebSocket
 
 /// ``TLSStream`` without a channel: two streams over a socketpair, the ciphertext between them
 /// carried by the test, one byte per `receive` — every record and frame split at every byte.
@@ -16,8 +18,9 @@ final class TLSStreamTests: XCTestCase {
 
     private func makePair(_ configure: (inout TLSServerConfiguration) -> Void = { _ in }) throws -> Pair {
         let pki = try TestPKI.require()
-        var serverConfiguration = TLSServerConfiguration(identity: .pemFiles(
-            certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
+        var serverConfiguration = TLSServerConfiguration(
+            identity: .pemFiles(
+                certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
         configure(&serverConfiguration)
         let serverContext = try TLSContext.server(serverConfiguration)
         var clientConfiguration = TLSClientConfiguration()
@@ -31,7 +34,8 @@ final class TLSStreamTests: XCTestCase {
         return Pair(
             loop: loop, fds: fds,
             server: try TLSStream(context: serverContext, socket: Socket(fd: fds[0]), loop: loop, expectedHost: nil),
-            client: try TLSStream(context: clientContext, socket: Socket(fd: fds[1]), loop: loop, expectedHost: "localhost"))
+            client: try TLSStream(
+                context: clientContext, socket: Socket(fd: fds[1]), loop: loop, expectedHost: "localhost"))
     }
 
     /// Everything waiting on `fd` (what the stream at the other end wrote).
@@ -51,7 +55,10 @@ final class TLSStreamTests: XCTestCase {
         var outcome = TLSStream.ReceiveOutcome.ok
         for byte in ciphertext {
             outcome = withUnsafeBytes(of: byte) { one in
-                stream.receive(one) { plaintext.append(contentsOf: $0); return true }
+                stream.receive(one) {
+                    plaintext.append(contentsOf: $0)
+                    return true
+                }
             }
             if case .ok = outcome { continue }
             break
@@ -108,7 +115,9 @@ final class TLSStreamTests: XCTestCase {
         let taken = frame.withUnsafeBytes { bytes -> Socket.IOResult in
             var iovecs = [
                 iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress!), iov_len: headerSize),
-                iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress! + headerSize), iov_len: payload.count),
+                iovec(
+                    iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress! + headerSize), iov_len: payload.count
+                ),
             ]
             return pair.client.write(iovecs: &iovecs, count: 2)
         }
@@ -136,7 +145,8 @@ final class TLSStreamTests: XCTestCase {
         guard case .failed(let error) = outcome else { return XCTFail("\(outcome)") }
         XCTAssertEqual(error.code, .tlsError, error.description)
         // A failed session stays failed.
-        guard case .failed = pair.server.receive(UnsafeRawBufferPointer(start: nil, count: 0), deliver: { _ in true }) else {
+        guard case .failed = pair.server.receive(UnsafeRawBufferPointer(start: nil, count: 0), deliver: { _ in true })
+        else {
             return XCTFail("a failed stream accepted more input")
         }
     }
@@ -149,7 +159,8 @@ final class TLSStreamTests: XCTestCase {
         var pendingSeen = false
         for _ in 0..<64 {
             let result = chunk.withUnsafeBytes { bytes -> Socket.IOResult in
-                var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress!), iov_len: bytes.count)
+                var vector = iovec(
+                    iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress!), iov_len: bytes.count)
                 return pair.client.write(iovecs: &vector, count: 1)
             }
             if pair.client.hasPendingOutput { pendingSeen = true }
@@ -168,7 +179,12 @@ final class TLSStreamTests: XCTestCase {
         }
         XCTAssertFalse(pair.client.hasPendingOutput)
         var plaintext: [UInt8] = []
-        let outcome = received.withUnsafeBytes { pair.server.receive($0) { plaintext.append(contentsOf: $0); return true } }
+        let outcome = received.withUnsafeBytes {
+            pair.server.receive($0) {
+                plaintext.append(contentsOf: $0)
+                return true
+            }
+        }
         guard case .ok = outcome else { return XCTFail("\(outcome)") }
         XCTAssertEqual(plaintext.count % chunk.count, 0)
         XCTAssertTrue(plaintext.allSatisfy { $0 == 7 })

@@ -1,9 +1,11 @@
+import COpenSSL
 import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import COpenSSL
-@testable import DispatchWebSocket
 
 /// wss:// end to end: our client and our server, a blocking OpenSSL client written in the test,
 /// and raw TCP peers that misbehave. Certificates come from a throwaway PKI made at test time.
@@ -15,8 +17,9 @@ final class TLSTests: XCTestCase {
     }
 
     private func serverTLS(cert: String? = nil, key: String? = nil) -> TLSServerConfiguration {
-        TLSServerConfiguration(identity: .pemFiles(
-            certificateChain: cert ?? pki.serverChainPath, privateKey: key ?? pki.serverKeyPath))
+        TLSServerConfiguration(
+            identity: .pemFiles(
+                certificateChain: cert ?? pki.serverChainPath, privateKey: key ?? pki.serverKeyPath))
     }
 
     private func startTLSEchoServer(
@@ -139,11 +142,14 @@ final class TLSTests: XCTestCase {
     func testRequestCarriesServerNameAndTheSelectorChoosesTheCertificate() throws {
         let names = EventLog<String>()
         let wrongHost = TLSIdentity.pemFiles(certificateChain: pki.wrongHostCertPath, privateKey: pki.wrongHostKeyPath)
-        let (_, port) = try startServer(self, configure: {
-            var tls = serverTLS()
-            tls.certificateSelector = { name in name == "wrong.example" ? wrongHost : nil }
-            $0.tls = tls
-        }) { server in
+        let (_, port) = try startServer(
+            self,
+            configure: {
+                var tls = serverTLS()
+                tls.certificateSelector = { name in name == "wrong.example" ? wrongHost : nil }
+                $0.tls = tls
+            }
+        ) { server in
             server.onRequest = { request in
                 names.append("\(request.isSecure) \(request.serverName ?? "-")")
                 _ = try? request.accept()
@@ -161,14 +167,16 @@ final class TLSTests: XCTestCase {
 
     func testEncryptedKeyNeedsItsPassword() throws {
         var configuration = WebSocketServer.Configuration()
-        configuration.tls = TLSServerConfiguration(identity: .pemFiles(
-            certificateChain: pki.serverChainPath, privateKey: pki.serverEncryptedKeyPath, password: "wrong"))
+        configuration.tls = TLSServerConfiguration(
+            identity: .pemFiles(
+                certificateChain: pki.serverChainPath, privateKey: pki.serverEncryptedKeyPath, password: "wrong"))
         XCTAssertThrowsError(try WebSocketServer(configuration: configuration).listen(port: 0)) { error in
             XCTAssertEqual((error as? WebSocketError)?.code, .tlsConfigurationInvalid)
         }
-        configuration.tls = TLSServerConfiguration(identity: .pem(
-            certificateChain: pki.pem("server-chain.pem"), privateKey: pki.pem("server-encrypted.key"),
-            password: TestPKI.keyPassword))
+        configuration.tls = TLSServerConfiguration(
+            identity: .pem(
+                certificateChain: pki.pem("server-chain.pem"), privateKey: pki.pem("server-encrypted.key"),
+                password: TestPKI.keyPassword))
         let server = WebSocketServer(configuration: configuration)
         server.onRequest = { _ = try? $0.accept() }
         let port = try server.listen(port: 0).port
@@ -193,7 +201,10 @@ final class TLSTests: XCTestCase {
 
     // MARK: Verification failures, each typed
 
-    private func connectionFailure(cert: String, key: String, url: (Int) -> String, configure: (inout WebSocketClient.Configuration) -> Void = { _ in }) throws -> WebSocketError {
+    private func connectionFailure(
+        cert: String, key: String, url: (Int) -> String,
+        configure: (inout WebSocketClient.Configuration) -> Void = { _ in }
+    ) throws -> WebSocketError {
         let fixture = try startTLSEchoServer(cert: cert, key: key)
         let (_, _, connections, failures) = connect(url(fixture.port), configure: configure)
         let failure = failures.waitForCount(1)[0]
@@ -202,19 +213,27 @@ final class TLSTests: XCTestCase {
     }
 
     func testWrongHostNameIsRejected() throws {
-        let failure = try connectionFailure(cert: pki.wrongHostCertPath, key: pki.wrongHostKeyPath) { "wss://127.0.0.1:\($0)/" }
+        let failure = try connectionFailure(cert: pki.wrongHostCertPath, key: pki.wrongHostKeyPath) {
+            "wss://127.0.0.1:\($0)/"
+        }
         XCTAssertEqual(failure.code, .certificateHostnameMismatch, failure.description)
-        let byName = try connectionFailure(cert: pki.wrongHostCertPath, key: pki.wrongHostKeyPath) { "wss://localhost:\($0)/" }
+        let byName = try connectionFailure(cert: pki.wrongHostCertPath, key: pki.wrongHostKeyPath) {
+            "wss://localhost:\($0)/"
+        }
         XCTAssertEqual(byName.code, .certificateHostnameMismatch, byName.description)
     }
 
     func testExpiredCertificateIsRejected() throws {
-        let failure = try connectionFailure(cert: pki.expiredCertPath, key: pki.expiredKeyPath) { "wss://127.0.0.1:\($0)/" }
+        let failure = try connectionFailure(cert: pki.expiredCertPath, key: pki.expiredKeyPath) {
+            "wss://127.0.0.1:\($0)/"
+        }
         XCTAssertEqual(failure.code, .certificateExpired, failure.description)
     }
 
     func testUnknownCAIsRejectedUnlessVerificationIsOff() throws {
-        let failure = try connectionFailure(cert: pki.untrustedCertPath, key: pki.untrustedKeyPath) { "wss://127.0.0.1:\($0)/" }
+        let failure = try connectionFailure(cert: pki.untrustedCertPath, key: pki.untrustedKeyPath) {
+            "wss://127.0.0.1:\($0)/"
+        }
         XCTAssertEqual(failure.code, .certificateUntrusted, failure.description)
 
         let fixture = try startTLSEchoServer(cert: pki.untrustedCertPath, key: pki.untrustedKeyPath)
@@ -225,7 +244,9 @@ final class TLSTests: XCTestCase {
     }
 
     func testSystemTrustStoreDoesNotTrustATestCA() throws {
-        let failure = try connectionFailure(cert: pki.serverChainPath, key: pki.serverKeyPath, url: { "wss://127.0.0.1:\($0)/" }) {
+        let failure = try connectionFailure(
+            cert: pki.serverChainPath, key: pki.serverKeyPath, url: { "wss://127.0.0.1:\($0)/" }
+        ) {
             $0.tls.trustRoots = .system
         }
         XCTAssertEqual(failure.code, .certificateUntrusted, failure.description)
@@ -234,12 +255,15 @@ final class TLSTests: XCTestCase {
     func testRequiredClientCertificate() throws {
         let tlsErrors = EventLog<WebSocketError.Code>()
         let subjects = EventLog<String>()
-        let (server, port) = try startServer(self, configure: {
-            var tls = serverTLS()
-            tls.clientCertificates = .require
-            tls.clientCertificateTrustRoots = .pemFile(pki.caPath)
-            $0.tls = tls
-        }) { server in
+        let (server, port) = try startServer(
+            self,
+            configure: {
+                var tls = serverTLS()
+                tls.clientCertificates = .require
+                tls.clientCertificateTrustRoots = .pemFile(pki.caPath)
+                $0.tls = tls
+            }
+        ) { server in
             server.onRequest = { request in
                 subjects.append(request.peerCertificate?.commonName ?? "none")
                 _ = try? request.accept()
@@ -265,12 +289,15 @@ final class TLSTests: XCTestCase {
 
     func testClientCertificateFromAnotherCAIsRefused() throws {
         let tlsErrors = EventLog<WebSocketError.Code>()
-        let (server, port) = try startServer(self, configure: {
-            var tls = serverTLS()
-            tls.clientCertificates = .request
-            tls.clientCertificateTrustRoots = .pemFile(pki.otherCAPath)
-            $0.tls = tls
-        }) { server in
+        let (server, port) = try startServer(
+            self,
+            configure: {
+                var tls = serverTLS()
+                tls.clientCertificates = .request
+                tls.clientCertificateTrustRoots = .pemFile(pki.otherCAPath)
+                $0.tls = tls
+            }
+        ) { server in
             server.onRequest = { _ = try? $0.accept() }
         }
         server.onTLSError = { error, _ in tlsErrors.append(error.code) }
@@ -306,7 +333,8 @@ final class TLSTests: XCTestCase {
         // Warm up: the client's context, loops and timers are part of the baseline.
         let (_, _, warm, _) = connect("wss://127.0.0.1:\(good.port)/")
         warm.waitForCount(1)[0].close()
-        XCTAssertEqual(failAll(), [.certificateHostnameMismatch, .certificateExpired, .certificateUntrusted, .certificateRequired])
+        XCTAssertEqual(
+            failAll(), [.certificateHostnameMismatch, .certificateExpired, .certificateUntrusted, .certificateRequired])
         waitUntil({ good.server.connections.count }, equals: 0)
         let baseline = openDescriptors()
         for _ in 0..<3 { _ = failAll() }
@@ -407,7 +435,9 @@ final class TLSTests: XCTestCase {
         let fixture = try startTLSEchoServer()
         fixture.server.onHTTPRequest = nil
         let (server, port) = try startServer(self, configure: { $0.tls = serverTLS() }) { server in
-            server.onRequest = { $0.reject(status: 302, reason: nil, headers: ["Location": "ws://127.0.0.1:\(fixture.port)/"]) }
+            server.onRequest = {
+                $0.reject(status: 302, reason: nil, headers: ["Location": "ws://127.0.0.1:\(fixture.port)/"])
+            }
         }
         _ = server
         let (_, _, _, failures) = connect("wss://127.0.0.1:\(port)/") { $0.followRedirects = true }

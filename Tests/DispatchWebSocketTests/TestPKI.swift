@@ -170,7 +170,9 @@ final class TestPKI: Sendable {
             "x509", "-req", "-in", "\(base).csr", "-CA", "\(ca).pem", "-CAkey", "\(ca).key", "-sha256",
             "-days", "825", "-extfile", "\(base).ext", "-out", "\(base).pem",
         ]
-        if let serial { arguments += ["-set_serial", "0x" + serial] } else {
+        if let serial {
+            arguments += ["-set_serial", "0x" + serial]
+        } else {
             arguments += ["-CAserial", "\(ca).srl", "-CAcreateserial"]
         }
         _ = try openssl(arguments)

@@ -1,8 +1,10 @@
 import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import DispatchWebSocket
 
 /// An HTTP CONNECT proxy on 127.0.0.1 for the tests, on blocking sockets and threads of its own:
 /// it records every request head, answers as `behaviour` says and, when it opens a tunnel,
@@ -74,7 +76,9 @@ final class TestProxy: @unchecked Sendable {
         guard parts.count == 3, parts[0] == "CONNECT" else { return answer(client, 400, close: true) }
         if let credentials {
             let expected = "proxy-authorization: basic " + Base64.encode(Array(credentials.utf8)).lowercased()
-            guard lines.contains(where: { $0.lowercased() == expected }) else { return answer(client, 407, close: true) }
+            guard lines.contains(where: { $0.lowercased() == expected }) else {
+                return answer(client, 407, close: true)
+            }
         }
         switch behaviour {
         case .refuse(let status):
@@ -117,7 +121,10 @@ final class TestProxy: @unchecked Sendable {
                     guard count > 0, buffer.withUnsafeBytes({ Self.sendAll(to, $0.baseAddress!, count) }) else { break }
                 }
                 shutdown(to, Int32(SHUT_WR))
-                if remaining.withLock({ $0 -= 1; return $0 }) == 0 {
+                if remaining.withLock({
+                    $0 -= 1
+                    return $0
+                }) == 0 {
                     close(upstream)
                     self.finished(client)
                 }

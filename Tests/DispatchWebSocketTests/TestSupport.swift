@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// A thread-safe list that event handlers (on loop queues) append to and tests wait on.
@@ -15,8 +16,10 @@ final class EventLog<Element: Sendable>: Sendable {
 
     /// Waits (up to `seconds`, a hang guard rather than a timing assertion) until `predicate` holds.
     @discardableResult
-    func wait(seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line,
-              until predicate: ([Element]) -> Bool) -> [Element] {
+    func wait(
+        seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line,
+        until predicate: ([Element]) -> Bool
+    ) -> [Element] {
         let deadline = DispatchTime.now() + seconds
         while true {
             let snapshot = all

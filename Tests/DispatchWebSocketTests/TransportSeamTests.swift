@@ -69,7 +69,8 @@ final class TransportSeamTests: XCTestCase {
 
     private static func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
 
-    private func register(_ loop: EventLoop, _ fd: Int32, _ client: PollerClient, _ transport: WebSocketTransport) throws
+    private func register(_ loop: EventLoop, _ fd: Int32, _ client: PollerClient, _ transport: WebSocketTransport)
+        throws
         -> Readiness
     {
         let result = loop.queue.sync { () -> Result<Readiness, WebSocketError> in
@@ -196,7 +197,10 @@ final class TransportSeamTests: XCTestCase {
             _ = close(first.peer)
 
             let second = Pair()  // the lowest free numbers: the same ones
-            defer { _ = close(second.ours); _ = close(second.peer) }
+            defer {
+                _ = close(second.ours)
+                _ = close(second.peer)
+            }
             XCTAssertEqual(second.ours, first.ours, "the kernel did not reuse the descriptor number")
             // A second cancel of the old registration must not close the reused number.
             loop.queue.sync { registration.cancel(closingFD: true) }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 final class UTF8ValidationTests: XCTestCase {
@@ -76,10 +77,13 @@ final class UTF8ValidationTests: XCTestCase {
         let expected = reference(bytes)
         XCTAssertEqual(isValid(bytes), expected.complete, "isValid \(hex(bytes))", file: file, line: line)
         let single = byteByByte(bytes)
-        XCTAssertEqual(single.firstInvalid, expected.firstInvalid, "first failure \(hex(bytes))", file: file, line: line)
+        XCTAssertEqual(
+            single.firstInvalid, expected.firstInvalid, "first failure \(hex(bytes))", file: file, line: line)
         XCTAssertEqual(single.complete, expected.complete, "byte by byte \(hex(bytes))", file: file, line: line)
         for cut in 0...bytes.count {
-            XCTAssertEqual(verdict(bytes, splitAt: [cut]), expected.complete, "split at \(cut): \(hex(bytes))", file: file, line: line)
+            XCTAssertEqual(
+                verdict(bytes, splitAt: [cut]), expected.complete, "split at \(cut): \(hex(bytes))", file: file,
+                line: line)
         }
     }
 
@@ -105,14 +109,16 @@ final class UTF8ValidationTests: XCTestCase {
             utf8(0x10000), utf8(0x10FFFF),
             [0xEF, 0xBB, 0xBF],  // U+FEFF
             Array("Hello-µ@ßöäüàá-UTF-8!! 😀 €".utf8),
-            Array(String(repeating: "a", count: 70).utf8) + utf8(0x1F600) + Array(String(repeating: "b", count: 33).utf8),
+            Array(String(repeating: "a", count: 70).utf8) + utf8(0x1F600)
+                + Array(String(repeating: "b", count: 33).utf8),
         ]
     }
 
     private var invalidSamples: [[UInt8]] {
         var samples: [[UInt8]] = [
             // Overlong forms.
-            [0xC0, 0x80], [0xC1, 0xBF], [0xE0, 0x80, 0x80], [0xE0, 0x9F, 0xBF], [0xF0, 0x80, 0x80, 0x80], [0xF0, 0x8F, 0xBF, 0xBF],
+            [0xC0, 0x80], [0xC1, 0xBF], [0xE0, 0x80, 0x80], [0xE0, 0x9F, 0xBF], [0xF0, 0x80, 0x80, 0x80],
+            [0xF0, 0x8F, 0xBF, 0xBF],
             [0xC0, 0xAF], [0xE0, 0x80, 0xAF], [0xF0, 0x80, 0x80, 0xAF],
             // Surrogates, above U+10FFFF, bytes that never occur.
             [0xED, 0xA0, 0x80], [0xED, 0xAD, 0xBF], [0xED, 0xB0, 0x80], [0xED, 0xBF, 0xBF],
@@ -122,8 +128,12 @@ final class UTF8ValidationTests: XCTestCase {
             // Stray continuations, truncated sequences followed by something else.
             [0x80], [0xBF], [0x41, 0x80], Array("κ".utf8) + [0x80],
             [0xC2, 0x41], [0xE1, 0x80, 0x41], [0xF1, 0x80, 0x80, 0x41], [0xE2, 0x82, 0xE2, 0x82, 0xAC],
-            [0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80, 0x65, 0x64, 0x69, 0x74, 0x65, 0x64],
-            Array(String(repeating: "x", count: 40).utf8) + [0xCE, 0xBA, 0xFF] + Array(String(repeating: "y", count: 40).utf8),
+            [
+                0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80, 0x65, 0x64, 0x69,
+                0x74, 0x65, 0x64,
+            ],
+            Array(String(repeating: "x", count: 40).utf8) + [0xCE, 0xBA, 0xFF]
+                + Array(String(repeating: "y", count: 40).utf8),
         ]
         // Every high byte on its own.
         samples += (0x80...0xFF).map { [UInt8($0)] }
@@ -135,8 +145,10 @@ final class UTF8ValidationTests: XCTestCase {
     }
 
     private var truncatedSamples: [[UInt8]] {
-        [[0xC2], [0xDF], [0xE0, 0xA0], [0xE2, 0x82], [0xED, 0x9F], [0xF0, 0x9F, 0x98], [0xF4, 0x8F, 0xBF],
-         Array("κόσμε".utf8) + [0xCE], Array(String(repeating: "z", count: 64).utf8) + [0xF0, 0x90]]
+        [
+            [0xC2], [0xDF], [0xE0, 0xA0], [0xE2, 0x82], [0xED, 0x9F], [0xF0, 0x9F, 0x98], [0xF4, 0x8F, 0xBF],
+            Array("κόσμε".utf8) + [0xCE], Array(String(repeating: "z", count: 64).utf8) + [0xF0, 0x90],
+        ]
     }
 
     func testValidSamples() {
@@ -229,7 +241,9 @@ final class UTF8ValidationTests: XCTestCase {
             region.copyBytes(from: bytes)
             return UTF8Validator.isValid(UnsafeRawBufferPointer(region))
         }
-        let inserts: [[UInt8]] = [[0x80], [0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xC2], utf8(0xE9), utf8(0x20AC), utf8(0x1F600)]
+        let inserts: [[UInt8]] = [
+            [0x80], [0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xC2], utf8(0xE9), utf8(0x20AC), utf8(0x1F600),
+        ]
         for length in [0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100] {
             for position in 0...length {
                 for insert in inserts {
@@ -237,7 +251,9 @@ final class UTF8ValidationTests: XCTestCase {
                     bytes.insert(contentsOf: insert, at: position)
                     let expected = reference(bytes).complete
                     for alignment in 0..<8 {
-                        XCTAssertEqual(check(bytes, alignment: alignment), expected, "\(hex(insert)) at \(position) of \(length), alignment \(alignment)")
+                        XCTAssertEqual(
+                            check(bytes, alignment: alignment), expected,
+                            "\(hex(insert)) at \(position) of \(length), alignment \(alignment)")
                     }
                 }
             }
@@ -267,7 +283,10 @@ final class UTF8ValidationTests: XCTestCase {
         for bytes in inputs {
             var validator = UTF8Validator()
             let ok = bytes.withUnsafeBytes { validator.validate($0) }
-            if ok != standardLibraryCanComplete(bytes) { XCTFail("prefix verdict for \(hex(bytes))"); continue }
+            if ok != standardLibraryCanComplete(bytes) {
+                XCTFail("prefix verdict for \(hex(bytes))")
+                continue
+            }
             if (ok && validator.isAtBoundary) != standardLibraryAccepts(bytes) { XCTFail("verdict for \(hex(bytes))") }
         }
     }
@@ -287,7 +306,10 @@ final class UTF8ValidationTests: XCTestCase {
     func testRandomBytesAgainstTheStandardLibraryAndTheReference() {
         var random = XorShift(state: 0x5EED_1234_ABCD_0001)
         // Bytes that sit on the edges of the grammar's ranges, to hit the interesting cases often.
-        let interesting: [UInt8] = [0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+        let interesting: [UInt8] = [
+            0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0,
+            0xF1, 0xF3, 0xF4, 0xF5, 0xFF,
+        ]
         var validCount = 0
         for _ in 0..<20_000 {
             let length = random.below(41)
@@ -378,7 +400,8 @@ final class UTF8ValidationTests: XCTestCase {
             let expected = reference(corrupted)
             XCTAssertEqual(isValid(corrupted), expected.complete, "round \(round), byte \(index)")
             XCTAssertEqual(isValid(corrupted), standardLibraryAccepts(corrupted), "round \(round), byte \(index)")
-            XCTAssertEqual(verdict(corrupted, splitAt: cuts), expected.complete, "round \(round), byte \(index), pieces")
+            XCTAssertEqual(
+                verdict(corrupted, splitAt: cuts), expected.complete, "round \(round), byte \(index), pieces")
             XCTAssertEqual(byteByByte(corrupted).firstInvalid, expected.firstInvalid, "round \(round), byte \(index)")
 
             // Cut inside the last scalar: still a valid prefix, but not complete.

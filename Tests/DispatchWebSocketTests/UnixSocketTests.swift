@@ -1,8 +1,10 @@
 import XCTest
+
+@testable import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import DispatchWebSocket
 
 /// Servers on Unix domain sockets (`listen(unixPath:)`) with our client (`ws+unix:` URLs) and a
 /// raw client; stale socket files, permissions and paths too long for `sun_path`.
@@ -18,7 +20,9 @@ final class UnixSocketTests: XCTestCase {
     override func tearDown() {
         if let dir = opendir(directory) {
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 if name != "." && name != ".." { unlink(directory + "/" + name) }
             }
             closedir(dir)
@@ -95,12 +99,15 @@ final class UnixSocketTests: XCTestCase {
         let path = directory + "/tls.sock"
         var configuration = WebSocketServer.Configuration()
         configuration.connection.keepalive = false
-        configuration.tls = TLSServerConfiguration(identity: .pemFiles(
-            certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
+        configuration.tls = TLSServerConfiguration(
+            identity: .pemFiles(
+                certificateChain: pki.serverChainPath, privateKey: pki.serverKeyPath))
         let server = WebSocketServer(configuration: configuration)
         server.onRequest = { request in
             let connection = try? request.accept()
-            connection?.onMessage = { _ in connection?.sendUTF("secure=\(request.isSecure) sni=\(request.serverName ?? "-")") }
+            connection?.onMessage = { _ in
+                connection?.sendUTF("secure=\(request.isSecure) sni=\(request.serverName ?? "-")")
+            }
         }
         try server.listen(unixPath: path)
         defer { shutDown(server) }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DispatchWebSocket
 
 /// Our zlib wrappers against each other for every window, memory level and a few levels.
@@ -10,13 +11,18 @@ final class ZlibRoundTripTests: XCTestCase {
         for windowBits in 9...15 {
             for memoryLevel in [1, 3, 8, 9] {
                 for level in [0, 1, 6, 9] {
-                    let deflater = try XCTUnwrap(ZlibDeflater(.init(windowBits: windowBits, memoryLevel: memoryLevel, level: level)))
+                    let deflater = try XCTUnwrap(
+                        ZlibDeflater(.init(windowBits: windowBits, memoryLevel: memoryLevel, level: level)))
                     let inflater = try XCTUnwrap(ZlibInflater(windowBits: windowBits))
                     for (index, input) in [random, text, [], random].enumerated() {
                         let compressed = try XCTUnwrap(input.withUnsafeBytes { deflater.compress($0) })
-                        let outcome = (compressed + [0, 0, 0xff, 0xff]).withUnsafeBytes { inflater.inflate($0, limit: 1 << 24) }
-                        XCTAssertEqual(outcome, .inflated(input.count), "w\(windowBits) m\(memoryLevel) l\(level) #\(index)")
-                        XCTAssertTrue(Array(inflater.output) == input, "w\(windowBits) m\(memoryLevel) l\(level) n\(input.count)")
+                        let outcome = (compressed + [0, 0, 0xff, 0xff]).withUnsafeBytes {
+                            inflater.inflate($0, limit: 1 << 24)
+                        }
+                        XCTAssertEqual(
+                            outcome, .inflated(input.count), "w\(windowBits) m\(memoryLevel) l\(level) #\(index)")
+                        XCTAssertTrue(
+                            Array(inflater.output) == input, "w\(windowBits) m\(memoryLevel) l\(level) n\(input.count)")
                         inflater.clearOutput()
                     }
                 }

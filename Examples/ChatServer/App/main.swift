@@ -8,8 +8,9 @@
 // Open the printed URL.
 import ChatRedis
 import ChatRoom
-import DispatchWebSocket
 import Dispatch
+import DispatchWebSocket
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -67,7 +68,9 @@ func parseConfiguration() -> ChatServer.Configuration {
         case "--reuse-port":
             configuration.reusePort = true
         case "--rate-limit":
-            guard let text = arguments.popFirst(), let limit = Int(text), limit > 0 else { fail("--rate-limit needs a positive number") }
+            guard let text = arguments.popFirst(), let limit = Int(text), limit > 0 else {
+                fail("--rate-limit needs a positive number")
+            }
             configuration.rateLimit = limit
         case "--tls-cert":
             guard let path = arguments.popFirst() else { fail("--tls-cert needs a file") }
@@ -116,7 +119,9 @@ for source in signals {
 do {
     let address = try chat.start()
     // Listening on every interface: this machine is still reachable as localhost.
-    let host = ["0.0.0.0", "::"].contains(address.host) ? "localhost"
+    let host =
+        ["0.0.0.0", "::"].contains(address.host)
+        ? "localhost"
         : address.host.contains(":") ? "[\(address.host)]" : address.host
     let scheme = chat.configuration.tls == nil ? "http" : "https"
     print("Chat server running: open \(scheme)://\(host):\(address.port)/ in your browser (Ctrl-C to stop)")

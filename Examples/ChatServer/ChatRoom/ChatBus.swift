@@ -18,7 +18,9 @@ protocol ChatBus: AnyObject, Sendable {
     /// and `presence` the set of other instances' users whenever it is re-read, with `settled`
     /// `false` while it may still be incomplete (just after Redis came back, before every
     /// instance has re-registered): then it may add users but must not remove any.
-    func start(deliver: @escaping @Sendable (ChatEvent) -> Void, presence: @escaping @Sendable (_ users: [String: Set<String>], _ settled: Bool) -> Void)
+    func start(
+        deliver: @escaping @Sendable (ChatEvent) -> Void,
+        presence: @escaping @Sendable (_ users: [String: Set<String>], _ settled: Bool) -> Void)
     /// Reserves `name` (already checked against this instance's members) and fetches the
     /// history for the newcomer: `taken` when another instance holds it, `history` `nil` when
     /// the bus has none to offer (the room's own is used).
@@ -34,8 +36,13 @@ protocol ChatBus: AnyObject, Sendable {
 
 /// No bus: one instance on its own, exactly as before Redis support.
 final class LocalChatBus: ChatBus {
-    func start(deliver: @escaping @Sendable (ChatEvent) -> Void, presence: @escaping @Sendable ([String: Set<String>], Bool) -> Void) {}
-    func claim(_ name: String, completion: @escaping @Sendable (Bool, [ChatProtocol.Line]?) -> Void) { completion(false, nil) }
+    func start(
+        deliver: @escaping @Sendable (ChatEvent) -> Void,
+        presence: @escaping @Sendable ([String: Set<String>], Bool) -> Void
+    ) {}
+    func claim(_ name: String, completion: @escaping @Sendable (Bool, [ChatProtocol.Line]?) -> Void) {
+        completion(false, nil)
+    }
     func release(_ name: String) {}
     func publish(_ event: ChatEvent) {}
     func localUsersChanged(_ names: [String]) {}

@@ -61,14 +61,16 @@ enum ChatProtocol {
     /// 1–24 letters, digits, spaces, `_` or `-`.
     static func isValid(nickname: String) -> Bool {
         let scalars = nickname.unicodeScalars
-        return (1...24).contains(scalars.count) && scalars.allSatisfy { scalar in
-            switch scalar.properties.generalCategory {
-            case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter, .decimalNumber:
-                return true
-            default:
-                return scalar == " " || scalar == "_" || scalar == "-"
+        return (1...24).contains(scalars.count)
+            && scalars.allSatisfy { scalar in
+                switch scalar.properties.generalCategory {
+                case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
+                    .decimalNumber:
+                    return true
+                default:
+                    return scalar == " " || scalar == "_" || scalar == "-"
+                }
             }
-        }
     }
 
     static func encode(_ message: Outgoing) -> String {

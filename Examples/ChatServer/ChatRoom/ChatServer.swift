@@ -166,7 +166,8 @@ public final class ChatServer: @unchecked Sendable {
     private func receive(_ message: WebSocketMessage, from id: ObjectIdentifier) {
         guard let member = members[id] else { return }
         guard member.limiter.allow() else {
-            return fail(member, "slow down: at most \(configuration.rateLimit) messages per \(Int(configuration.ratePeriod)) s")
+            return fail(
+                member, "slow down: at most \(configuration.rateLimit) messages per \(Int(configuration.ratePeriod)) s")
         }
         guard case .text(let json) = message, let incoming = ChatProtocol.decode(json) else {
             return fail(member, #"malformed message: expected JSON such as {"type":"message","text":"hi"}"#)
@@ -206,7 +207,10 @@ public final class ChatServer: @unchecked Sendable {
             send(.welcome(name: name, users: users, history: sharedHistory ?? history), to: member)
             let joined = ChatProtocol.Outgoing.joined(name: name, users: users)
             broadcast(joined)
-            bus.publish(ChatEvent(instance: configuration.instanceID, kind: .joined, name: name, time: joined.time ?? ChatProtocol.now()))
+            bus.publish(
+                ChatEvent(
+                    instance: configuration.instanceID, kind: .joined, name: name,
+                    time: joined.time ?? ChatProtocol.now()))
         }
     }
 
@@ -220,7 +224,8 @@ public final class ChatServer: @unchecked Sendable {
         let line = ChatProtocol.Line(from: name, text: text, time: ChatProtocol.now())
         record(line)
         broadcast(.message(line))
-        bus.publish(ChatEvent(instance: configuration.instanceID, kind: .message, name: name, text: text, time: line.time))
+        bus.publish(
+            ChatEvent(instance: configuration.instanceID, kind: .message, name: name, text: text, time: line.time))
     }
 
     private func record(_ line: ChatProtocol.Line) {
@@ -230,13 +235,17 @@ public final class ChatServer: @unchecked Sendable {
 
     private func leave(_ id: ObjectIdentifier, code: WebSocketCloseCode, reason: String) {
         guard let member = members.removeValue(forKey: id) else { return }
-        log("disconnect \(member.address) \(member.name ?? "(not joined)"): \(code.rawValue)\(reason.isEmpty ? "" : " \(reason)")")
+        log(
+            "disconnect \(member.address) \(member.name ?? "(not joined)"): \(code.rawValue)\(reason.isEmpty ? "" : " \(reason)")"
+        )
         if let name = member.name {
             bus.localUsersChanged(localUsers)
             bus.release(name)
             let left = ChatProtocol.Outgoing.left(name: name, users: users)
             broadcast(left)
-            bus.publish(ChatEvent(instance: configuration.instanceID, kind: .left, name: name, time: left.time ?? ChatProtocol.now()))
+            bus.publish(
+                ChatEvent(
+                    instance: configuration.instanceID, kind: .left, name: name, time: left.time ?? ChatProtocol.now()))
         }
     }
 
@@ -269,16 +278,23 @@ public final class ChatServer: @unchecked Sendable {
             for (instance, names) in remoteUsers { merged[instance, default: []].formUnion(names) }
         }
         // The snapshot may have been read just before a join or leave that has reached us already.
-        let horizon = DispatchTime.now() - .milliseconds(3 * Int(RedisChatBus.milliseconds(configuration.presenceHeartbeat)))
+        let horizon =
+            DispatchTime.now() - .milliseconds(3 * Int(RedisChatBus.milliseconds(configuration.presenceHeartbeat)))
         recentEvents = recentEvents.filter { $0.value.at > horizon }
         for (user, event) in recentEvents {
-            if event.joined { merged[user.instance, default: []].insert(user.name) } else { merged[user.instance]?.remove(user.name) }
+            if event.joined {
+                merged[user.instance, default: []].insert(user.name)
+            } else {
+                merged[user.instance]?.remove(user.name)
+            }
         }
         remoteUsers = merged.filter { !$0.value.isEmpty }
         let after = Set(remoteUsers.values.joined())
         let local = Set(localUsers)
         for name in before.subtracting(after).subtracting(local).sorted() { broadcast(.left(name: name, users: users)) }
-        for name in after.subtracting(before).subtracting(local).sorted() { broadcast(.joined(name: name, users: users)) }
+        for name in after.subtracting(before).subtracting(local).sorted() {
+            broadcast(.joined(name: name, users: users))
+        }
     }
 
     /// Answers an invalid message with an error; after `maxErrors` of them, closes with 1008.

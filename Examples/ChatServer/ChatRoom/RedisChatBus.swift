@@ -61,7 +61,10 @@ final class RedisChatBus: ChatBus, @unchecked Sendable {
         subscriber = RedisConnection(configuration: configuration, role: .subscriber, label: "chat.redis.subscriber")
     }
 
-    func start(deliver: @escaping @Sendable (ChatEvent) -> Void, presence: @escaping @Sendable ([String: Set<String>], Bool) -> Void) {
+    func start(
+        deliver: @escaping @Sendable (ChatEvent) -> Void,
+        presence: @escaping @Sendable ([String: Set<String>], Bool) -> Void
+    ) {
         self.presence = presence
         let instance = settings.instance
         let room = self.room
@@ -76,10 +79,16 @@ final class RedisChatBus: ChatBus, @unchecked Sendable {
             room.async { deliver(event) }
         }
         subscriber.onStateChange = { connected, reason in
-            log(connected ? "redis: subscribed at \(url)" : "redis: subscriber lost (\(reason ?? "")); reconnecting, local chat goes on")
+            log(
+                connected
+                    ? "redis: subscribed at \(url)"
+                    : "redis: subscriber lost (\(reason ?? "")); reconnecting, local chat goes on")
         }
         commands.onStateChange = { [weak self] connected, reason in
-            log(connected ? "redis: connected to \(url)" : "redis: connection lost (\(reason ?? "")); reconnecting, local chat goes on")
+            log(
+                connected
+                    ? "redis: connected to \(url)"
+                    : "redis: connection lost (\(reason ?? "")); reconnecting, local chat goes on")
             guard connected, let self else { return }
             room.async {
                 self.settledAfter = .now() + .milliseconds(Int(Self.milliseconds(self.settings.presenceTTL)))
@@ -165,12 +174,16 @@ final class RedisChatBus: ChatBus, @unchecked Sendable {
         commands.send(["EXEC"])
         for name in localNames {
             commands.send(["EVAL", Self.claimScript, "1", nickKey(name), me, String(ttl)]) { [log] result in
-                if case .success(.integer(0)) = result { log("redis: the nickname \(name) is also held by another instance") }
+                if case .success(.integer(0)) = result {
+                    log("redis: the nickname \(name) is also held by another instance")
+                }
             }
         }
         commands.send(["ZREMRANGEBYSCORE", instancesKey, "-inf", "(\(now - ttl)"])
         commands.send(["ZRANGE", instancesKey, "0", "-1"]) { [weak self] result in
-            guard let self, let others = (try? result.get())?.elements?.compactMap(\.string).filter({ $0 != me }) else { return }
+            guard let self, let others = (try? result.get())?.elements?.compactMap(\.string).filter({ $0 != me }) else {
+                return
+            }
             self.readPresence(of: others)
         }
     }

@@ -90,13 +90,19 @@ public struct RESPDecoder: Sendable {
         case UInt8(ascii: ":"): value = .integer(try integer(line))
         case UInt8(ascii: "("):
             let digits = text(line)
-            guard !digits.isEmpty, digits.drop(while: { $0 == "-" || $0 == "+" }).allSatisfy(\.isNumber), digits.count <= 1024 else {
+            guard !digits.isEmpty, digits.drop(while: { $0 == "-" || $0 == "+" }).allSatisfy(\.isNumber),
+                digits.count <= 1024
+            else {
                 throw .protocolViolation("bad big number")
             }
             value = .bigNumber(digits)
         case UInt8(ascii: ","):
             let textValue = text(line)
-            guard let double = Double(textValue.lowercased() == "-inf" ? "-infinity" : textValue.lowercased() == "inf" ? "infinity" : textValue) else {
+            guard
+                let double = Double(
+                    textValue.lowercased() == "-inf"
+                        ? "-infinity" : textValue.lowercased() == "inf" ? "infinity" : textValue)
+            else {
                 throw .protocolViolation("bad double \(textValue.prefix(40))")
             }
             value = .double(double)
@@ -130,7 +136,9 @@ public struct RESPDecoder: Sendable {
                 value = .error(String(decoding: bytes, as: UTF8.self))
             } else {
                 if type == UInt8(ascii: "=") {  // "txt:" or "mkd:" then the text
-                    guard bytes.count >= 4, bytes[3] == UInt8(ascii: ":") else { throw .protocolViolation("bad verbatim string") }
+                    guard bytes.count >= 4, bytes[3] == UInt8(ascii: ":") else {
+                        throw .protocolViolation("bad verbatim string")
+                    }
                     bytes.removeFirst(4)
                 }
                 value = .bulkString(bytes)
@@ -156,7 +164,8 @@ public struct RESPDecoder: Sendable {
             case UInt8(ascii: "~"): value = .set(items)
             case UInt8(ascii: ">"): value = .push(items)
             case UInt8(ascii: "%"):
-                value = .map(stride(from: 0, to: items.count, by: 2).map { RESPPair(key: items[$0], value: items[$0 + 1]) })
+                value = .map(
+                    stride(from: 0, to: items.count, by: 2).map { RESPPair(key: items[$0], value: items[$0 + 1]) })
             default:  // an attribute: drop it, the value it annotates follows
                 guard let annotated = try parse(at: &cursor, depth: depth) else { return nil }
                 value = annotated
@@ -174,7 +183,9 @@ public struct RESPDecoder: Sendable {
         let limit = min(buffer.count, cursor + limits.maxLineLength + 1)
         while end < limit && buffer[end] != 13 { end += 1 }
         if end == limit {
-            if limit - cursor > limits.maxLineLength { throw .protocolViolation("a line longer than \(limits.maxLineLength) bytes") }
+            if limit - cursor > limits.maxLineLength {
+                throw .protocolViolation("a line longer than \(limits.maxLineLength) bytes")
+            }
             return nil
         }
         guard end + 1 < buffer.count else { return nil }

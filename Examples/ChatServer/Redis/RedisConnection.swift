@@ -220,9 +220,11 @@ public final class RedisConnection: @unchecked Sendable {
     /// Capped exponential backoff with "equal jitter": half the delay fixed, half random, so
     /// that many instances cut off together do not reconnect in lockstep.
     private func backoff() -> Int {
-        let initial = Double(configuration.initialBackoff.components.seconds) * 1e9
+        let initial =
+            Double(configuration.initialBackoff.components.seconds) * 1e9
             + Double(configuration.initialBackoff.components.attoseconds) / 1e9
-        let cap = Double(configuration.maxBackoff.components.seconds) * 1e9
+        let cap =
+            Double(configuration.maxBackoff.components.seconds) * 1e9
             + Double(configuration.maxBackoff.components.attoseconds) / 1e9
         let delay = min(cap, initial * Double(1 << min(attempt, 30)))
         return Int(delay / 2 + Double.random(in: 0...(delay / 2)))
@@ -252,7 +254,9 @@ public final class RedisConnection: @unchecked Sendable {
         guard session === self.session else { return }
         for value in values {
             if role == .subscriber, let kind = pubSubKind(value) {
-                if kind == "subscribe", let elements = value.elements, elements.count >= 2, let channel = elements[1].string {
+                if kind == "subscribe", let elements = value.elements, elements.count >= 2,
+                    let channel = elements[1].string
+                {
                     confirmed.insert(channel)
                     if state == .ready && confirmed.isSuperset(of: channels) { becameUp() }
                 }
@@ -291,8 +295,10 @@ func pubSubKind(_ value: RESPValue) -> String? {
     switch value {
     case .push, .array:
         let kind = first.lowercased()
-        return ["message", "pmessage", "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "smessage", "ssubscribe"]
-            .contains(kind) ? kind : nil
+        return [
+            "message", "pmessage", "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "smessage", "ssubscribe",
+        ]
+        .contains(kind) ? kind : nil
     default: return nil
     }
 }

@@ -27,7 +27,9 @@ public struct RedisURL: Sendable, Equatable {
             let path = rest[rest.index(after: slash)...]
             rest = rest[..<slash]
             if !path.isEmpty {
-                guard let number = Int(path), number >= 0 else { throw .invalidURL("\(text): the database must be a number") }
+                guard let number = Int(path), number >= 0 else {
+                    throw .invalidURL("\(text): the database must be a number")
+                }
                 database = number
             }
         }

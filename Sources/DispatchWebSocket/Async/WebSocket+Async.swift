@@ -37,15 +37,19 @@ extension WebSocket {
         // It may have opened or failed before the listeners were added.
         switch socket.readyState {
         case .open: once.resume(.success(socket))
-        case .closing, .closed: once.resume(.failure(WebSocketError(.notConnected, "the WebSocket closed before it opened")))
+        case .closing, .closed:
+            once.resume(.failure(WebSocketError(.notConnected, "the WebSocket closed before it opened")))
         case .connecting: break
         }
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<WebSocket, WebSocketError>, Never>) in
+            await withCheckedContinuation {
+                (continuation: CheckedContinuation<Result<WebSocket, WebSocketError>, Never>) in
                 once.set(continuation)
             }
         } onCancel: {
-            if once.resume(.failure(WebSocketError(.cancelled, "the task connecting was cancelled"))) { try? socket.close() }
+            if once.resume(.failure(WebSocketError(.cancelled, "the task connecting was cancelled"))) {
+                try? socket.close()
+            }
         }
         for listener in listeners { socket.removeEventListener(listener) }
         return try result.get()

@@ -20,7 +20,10 @@ final class WebSocketAsyncOutbox: @unchecked Sendable {
     var bytesInFlight: Int { lock.withLock { bytes } }
 
     /// Queues `message` for the loop; the first send of a batch schedules the hop.
-    func submit(_ message: WebSocketMessage, count: Int, completion: WebSocketSendCompletion?, to connection: WebSocketConnection) {
+    func submit(
+        _ message: WebSocketMessage, count: Int, completion: WebSocketSendCompletion?,
+        to connection: WebSocketConnection
+    ) {
         lock.lock()
         pending.append((message, completion))
         bytes += count

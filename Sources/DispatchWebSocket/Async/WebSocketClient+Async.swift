@@ -25,7 +25,9 @@ extension WebSocketClient {
     }
 
     /// One connect attempt of this client, awaited.
-    func connectOnce(url: String, protocols: [String], origin: String?, headers: HTTPHeaders) async throws(WebSocketError) -> WebSocketConnection {
+    func connectOnce(url: String, protocols: [String], origin: String?, headers: HTTPHeaders)
+        async throws(WebSocketError) -> WebSocketConnection
+    {
         let once = AsyncResumeOnce<Result<WebSocketConnection, WebSocketError>>()
         onConnect = { connection in
             _ = connection.inboundBuffer()  // on the loop, before the connection's first event
@@ -35,7 +37,8 @@ extension WebSocketClient {
         }
         onConnectFailed = { error in once.resume(.failure(error)) }
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<WebSocketConnection, WebSocketError>, Never>) in
+            await withCheckedContinuation {
+                (continuation: CheckedContinuation<Result<WebSocketConnection, WebSocketError>, Never>) in
                 guard once.set(continuation) else { return }
                 connect(url: url, protocols: protocols, origin: origin, headers: headers)
             }

@@ -58,7 +58,9 @@ extension WebSocketConnection {
         // A task on the connection's loop (`taskExecutor`) queues directly, in this loop event,
         // unless sends it made off the loop are still on their way.
         if loop.inLoop && !hasAsyncSendsInFlight() {
-            guard machine.canSendData else { throw WebSocketError(.notConnected, "the connection is closing or closed") }
+            guard machine.canSendData else {
+                throw WebSocketError(.notConnected, "the connection is closing or closed")
+            }
             if channel.bufferedAmount + count <= configuration.highWaterMark {
                 _ = send(message, completion: nil)  // the callback send
                 return
@@ -103,10 +105,13 @@ extension WebSocketConnection {
     /// - Throws: ``WebSocketError`` `.invalidArgument` for a code that may not be sent
     ///   (``WebSocketCloseCode/isValidOnWire``, e.g. 1005 or 1006) or a reason over 123 UTF-8 bytes.
     @discardableResult
-    public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") async throws(WebSocketError) -> WebSocketCloseCode {
+    public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") async throws(WebSocketError)
+        -> WebSocketCloseCode
+    {
         guard code.isValidOnWire else { throw WebSocketError(.invalidArgument, "close code \(code) cannot be sent") }
         guard reason.utf8.count <= 123 else {
-            throw WebSocketError(.invalidArgument, "close reason is \(reason.utf8.count) UTF-8 bytes; at most 123 are allowed")
+            throw WebSocketError(
+                .invalidArgument, "close reason is \(reason.utf8.count) UTF-8 bytes; at most 123 are allowed")
         }
         let loop = self.loop
         return await withTaskCancellationHandler {

@@ -52,7 +52,8 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
                 closed(code: code, reason: connection.closeDescription ?? "")
             } else {
                 connection.closeObservers.append { [self] connection in
-                    closed(code: connection.closeReasonCode ?? .abnormalClosure, reason: connection.closeDescription ?? "")
+                    closed(
+                        code: connection.closeReasonCode ?? .abnormalClosure, reason: connection.closeDescription ?? "")
                 }
             }
         }
@@ -92,7 +93,8 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
         case .normalClosure, .goingAway, .noStatusReceived:
             result = .success(())
         default:
-            var error = WebSocketError(.connectionClosed, reason.isEmpty ? "closed with \(code)" : "closed with \(code): \(reason)")
+            var error = WebSocketError(
+                .connectionClosed, reason.isEmpty ? "closed with \(code)" : "closed with \(code): \(reason)")
             error.closeCode = code
             error.closeReason = reason
             result = .failure(error)
@@ -211,7 +213,9 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
         self.waiter = nil
         lock.unlock()
         waiter?.resume(returning: .success(nil))
-        if !alreadyCancelled { connection.close(code: .goingAway, description: "the task reading messages was cancelled") }
+        if !alreadyCancelled {
+            connection.close(code: .goingAway, description: "the task reading messages was cancelled")
+        }
     }
 }
 

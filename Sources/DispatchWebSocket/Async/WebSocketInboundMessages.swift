@@ -60,7 +60,9 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
         }
 
         /// ``next()``, staying on the caller's actor (no executor hop for buffered messages).
-        public mutating func next(isolation actor: isolated (any Actor)?) async throws(WebSocketError) -> WebSocketMessage? {
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(WebSocketError)
+            -> WebSocketMessage?
+        {
             guard isFirst else { throw Self.secondIteration }
             return try await buffer.next(isolation: actor).get()
         }

@@ -58,13 +58,17 @@ extension WebSocketServer {
     /// iterate ``requests`` instead.
     ///
     /// - Throws: ``WebSocketError`` `.invalidArgument` when the server is not listening.
-    public func run(_ handler: @escaping @Sendable (WebSocketConnection) async throws -> Void) async throws(WebSocketError) {
+    public func run(_ handler: @escaping @Sendable (WebSocketConnection) async throws -> Void)
+        async throws(WebSocketError)
+    {
         guard localAddress != nil else { throw WebSocketError(.invalidArgument, "call listen(host:port:) before run") }
         let requests = self.requests
         await withDiscardingTaskGroup { group in
             for await request in requests {
                 group.addTask(executorPreference: request.taskExecutor) {
-                    guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
+                    guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else {
+                        return
+                    }
                     do {
                         try await handler(connection)
                         _ = try? await connection.close()

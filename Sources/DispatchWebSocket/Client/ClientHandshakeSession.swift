@@ -56,7 +56,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
         self.loop = loop
         self.redirectsLeft = redirectsLeft
         // A Unix-socket URL is dialled directly: a proxy cannot reach a local socket path.
-        proxyChoice = url.unixSocketPath != nil
+        proxyChoice =
+            url.unixSocketPath != nil
             ? .success(nil) : Result { () throws(WebSocketError) in try client.configuration.proxy(for: url) }
         self.parser = HTTPHeadParser(maxHeadBytes: client.configuration.maxHeaderBytes)
         var generator = SystemRandomNumberGenerator()
@@ -177,7 +178,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
         if url.secure {
             do throws(WebSocketError) {
                 let host = client.configuration.tls.serverName ?? url.host
-                tls = try TLSStream(context: try client.makeTLSContext(), socket: socket, loop: loop, expectedHost: host)
+                tls = try TLSStream(
+                    context: try client.makeTLSContext(), socket: socket, loop: loop, expectedHost: host)
             } catch {
                 socket.close()
                 return fail(error)
@@ -203,8 +205,10 @@ final class ClientHandshakeSession: @unchecked Sendable {
                 parsed = try parser.parseResponse(input)
             } catch {
                 switch error {
-                case .headTooLarge: return fail(WebSocketError(.handshakeFailed, "the response head exceeds maxHeaderBytes"))
-                case .malformed(let reason): return fail(WebSocketError(.handshakeFailed, "malformed response: \(reason)"))
+                case .headTooLarge:
+                    return fail(WebSocketError(.handshakeFailed, "the response head exceeds maxHeaderBytes"))
+                case .malformed(let reason):
+                    return fail(WebSocketError(.handshakeFailed, "malformed response: \(reason)"))
                 }
             }
             guard let parsed else { return }
@@ -241,7 +245,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
             state = .done
             loop.removeTickHandler(self)
             let connection = WebSocketConnection(
-                channel: channel, role: .client, protocol: negotiated.protocol, configuration: client.configuration.connection,
+                channel: channel, role: .client, protocol: negotiated.protocol,
+                configuration: client.configuration.connection,
                 deflate: negotiated.deflate, upgradeResponseHeaders: head.headers)
             client.sessionSucceeded(self, connection)
             connection.start(initialBytes: leftover)
@@ -261,7 +266,8 @@ final class ClientHandshakeSession: @unchecked Sendable {
                     client: client, url: try url.resolving(location: location), protocols: protocols, origin: origin,
                     headers: headers, loop: loop, redirectsLeft: redirectsLeft - 1)
                 if url.secure && !next.url.secure {
-                    throw WebSocketError(.handshakeFailed, "refusing a redirect from wss:// to \(next.url): it would drop TLS")
+                    throw WebSocketError(
+                        .handshakeFailed, "refusing a redirect from wss:// to \(next.url): it would drop TLS")
                 }
                 client.sessionRedirected(self, to: next)
             } catch {
@@ -301,7 +307,9 @@ extension ClientHandshakeSession: PollerClient {
 
 extension ClientHandshakeSession: ChannelHandler {
     func channelRead(_ bytes: UnsafeMutableRawBufferPointer) { handle(UnsafeRawBufferPointer(bytes)) }
-    func channelEndOfInput() { fail(WebSocketError(.handshakeFailed, "the server closed the connection during the handshake")) }
+    func channelEndOfInput() {
+        fail(WebSocketError(.handshakeFailed, "the server closed the connection during the handshake"))
+    }
     func channelWritable() {}
     func channelClosed(_ error: WebSocketError?) {
         fail(error ?? WebSocketError(.handshakeFailed, "the connection closed during the handshake"))

@@ -67,9 +67,11 @@ final class ProxyTunnel: @unchecked Sendable {
                 }
                 return
             case .endOfFile:
-                return finish(.failure(WebSocketError(.proxyFailed, "the proxy closed the connection before reading CONNECT")))
+                return finish(
+                    .failure(WebSocketError(.proxyFailed, "the proxy closed the connection before reading CONNECT")))
             case .error(let code):
-                return finish(.failure(WebSocketError(.socketError, "writing CONNECT to the proxy failed", errno: code)))
+                return finish(
+                    .failure(WebSocketError(.socketError, "writing CONNECT to the proxy failed", errno: code)))
             }
         }
     }
@@ -80,7 +82,9 @@ final class ProxyTunnel: @unchecked Sendable {
         while completion != nil {
             switch socket.read(into: buffer) {
             case .bytes(let count):
-                guard let verdict = exchange.receive(UnsafeRawBufferPointer(rebasing: buffer[..<count])) else { continue }
+                guard let verdict = exchange.receive(UnsafeRawBufferPointer(rebasing: buffer[..<count])) else {
+                    continue
+                }
                 switch verdict {
                 case .success: return finish(.success(socket))
                 case .failure(let error): return finish(.failure(error))
@@ -88,7 +92,8 @@ final class ProxyTunnel: @unchecked Sendable {
             case .wouldBlock:
                 return
             case .endOfFile:
-                return finish(.failure(WebSocketError(.proxyFailed, "the proxy closed the connection before answering CONNECT")))
+                return finish(
+                    .failure(WebSocketError(.proxyFailed, "the proxy closed the connection before answering CONNECT")))
             case .error(let code):
                 return finish(.failure(WebSocketError(.socketError, "reading the proxy's answer failed", errno: code)))
             }

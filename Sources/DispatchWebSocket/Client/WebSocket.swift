@@ -81,16 +81,21 @@ public final class WebSocket: @unchecked Sendable {
     private var connection: WebSocketConnection?
     private var negotiatedProtocol = ""
     private var closeSent = false
-    private var handlers: (open: (@Sendable () -> Void)?, message: (@Sendable (WebSocketMessage) -> Void)?,
-                           error: (@Sendable (WebSocketError) -> Void)?, close: (@Sendable (CloseEvent) -> Void)?) =
-        (nil, nil, nil, nil)
+    private var handlers:
+        (
+            open: (@Sendable () -> Void)?, message: (@Sendable (WebSocketMessage) -> Void)?,
+            error: (@Sendable (WebSocketError) -> Void)?, close: (@Sendable (CloseEvent) -> Void)?
+        ) =
+            (nil, nil, nil, nil)
     private var listeners: [(id: Int, type: EventType, listener: @Sendable (Event) -> Void)] = []
     private var nextListenerID = 0
 
     /// Starts connecting at once.
     /// - Throws: ``WebSocketError`` `.invalidArgument` for a URL that is not `ws://` or `wss://` (a
     ///   `SyntaxError` in browsers) or duplicate protocols.
-    public init(url: String, protocols: [String] = [], configuration: WebSocketClient.Configuration = .init()) throws(WebSocketError) {
+    public init(url: String, protocols: [String] = [], configuration: WebSocketClient.Configuration = .init())
+        throws(WebSocketError)
+    {
         _ = try WebSocketURL(url)
         guard Set(protocols).count == protocols.count else {
             throw WebSocketError(.invalidArgument, "duplicate protocols in \(protocols)")
@@ -179,7 +184,8 @@ public final class WebSocket: @unchecked Sendable {
             throw WebSocketError(.invalidArgument, "close code must be 1000 or 3000–4999, not \(code)")
         }
         guard reason.utf8.count <= 123 else {
-            throw WebSocketError(.invalidArgument, "close reason is \(reason.utf8.count) UTF-8 bytes; at most 123 are allowed")
+            throw WebSocketError(
+                .invalidArgument, "close reason is \(reason.utf8.count) UTF-8 bytes; at most 123 are allowed")
         }
         let (previous, connection) = lock.withLock { () -> (ReadyState, WebSocketConnection?) in
             let previous = state
@@ -190,7 +196,8 @@ public final class WebSocket: @unchecked Sendable {
         case .connecting:
             client.abort()
         case .open:
-            connection?.close(code: code.map { WebSocketCloseCode(rawValue: UInt16($0)) } ?? .noStatusReceived, description: reason)
+            connection?.close(
+                code: code.map { WebSocketCloseCode(rawValue: UInt16($0)) } ?? .noStatusReceived, description: reason)
         case .closing, .closed:
             break
         }
@@ -220,7 +227,10 @@ public final class WebSocket: @unchecked Sendable {
 
     private func finish(_ event: CloseEvent) {
         let wasClosed = lock.withLock { () -> Bool in
-            defer { state = .closed; connection = nil }
+            defer {
+                state = .closed
+                connection = nil
+            }
             return state == .closed
         }
         if !wasClosed { dispatch(.close(event)) }

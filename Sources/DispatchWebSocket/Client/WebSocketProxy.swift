@@ -126,7 +126,8 @@ public struct WebSocketProxy: Sendable, Equatable {
         }
         let names = (secure ? ["https_proxy", "HTTPS_PROXY"] : ["http_proxy"]) + ["all_proxy", "ALL_PROXY"]
         guard let value = first(names) else { return nil }
-        let exclusions = first(["no_proxy", "NO_PROXY"])?
+        let exclusions =
+            first(["no_proxy", "NO_PROXY"])?
             .split(separator: ",")
             .map { String($0.trimmingWhitespace()) }
             .filter { !$0.isEmpty } ?? []

@@ -41,7 +41,9 @@ struct WebSocketURL: Sendable, Equatable {
             }
             host = String(authority[authority.index(after: authority.startIndex)..<close])
             let after = authority[authority.index(after: close)...]
-            if after.first == ":" { portText = after.dropFirst() } else if !after.isEmpty {
+            if after.first == ":" {
+                portText = after.dropFirst()
+            } else if !after.isEmpty {
                 throw WebSocketError(.invalidArgument, "unexpected characters after the host in \(string)")
             }
         } else if let colon = authority.lastIndex(of: ":") {
@@ -60,14 +62,17 @@ struct WebSocketURL: Sendable, Equatable {
             port = secure ? 443 : 80
         }
         guard resource.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            throw WebSocketError(.invalidArgument, "the path of \(string) has spaces or characters that need percent-encoding")
+            throw WebSocketError(
+                .invalidArgument, "the path of \(string) has spaces or characters that need percent-encoding")
         }
     }
 
     /// Parses ws's spelling `ws+unix:/path/to.sock:/request/path?query` (also with `//` or
     /// `//host` before the socket path; the host, `localhost` by default, is only the `Host`
     /// header). The socket path ends at the first `:`; without one the request path is `/`.
-    private static func parse(unix string: Substring, secure: Bool, whole: String) throws(WebSocketError) -> WebSocketURL {
+    private static func parse(unix string: Substring, secure: Bool, whole: String) throws(WebSocketError)
+        -> WebSocketURL
+    {
         var rest = string[string.index(after: string.firstIndex(of: ":")!)...]
         var authority: Substring = ""
         if rest.hasPrefix("//") {
@@ -86,7 +91,8 @@ struct WebSocketURL: Sendable, Equatable {
         if target.first == ":" { target = target.dropFirst() }
         let resource = target.isEmpty ? "/" : (target.first == "/" ? String(target) : "/" + target)
         guard resource.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            throw WebSocketError(.invalidArgument, "the path of \(whole) has spaces or characters that need percent-encoding")
+            throw WebSocketError(
+                .invalidArgument, "the path of \(whole) has spaces or characters that need percent-encoding")
         }
         return WebSocketURL(
             secure: secure, host: authority.isEmpty ? "localhost" : String(authority), port: secure ? 443 : 80,

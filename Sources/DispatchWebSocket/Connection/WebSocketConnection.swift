@@ -131,7 +131,8 @@ public final class WebSocketConnection: @unchecked Sendable {
         self.extensions = deflate?.header ?? ""
         let transform = deflate.map(PerMessageDeflate.init)
         self.deflate = transform
-        self.machine = ConnectionStateMachine(role: role, configuration: configuration, output: self, deflate: transform)
+        self.machine = ConnectionStateMachine(
+            role: role, configuration: configuration, output: self, deflate: transform)
         Self.liveCount.add(1, ordering: .relaxed)
     }
 
@@ -290,7 +291,9 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// (``PerMessageDeflateOptions/threshold``) is compressed on the loop queue before it is
     /// queued, unless `compress` is `false` (e.g. for data that is already compressed).
     @discardableResult
-    public func sendUTF(_ text: String, compress: Bool = true, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
+    public func sendUTF(_ text: String, compress: Bool = true, completion: WebSocketSendCompletion? = nil)
+        -> WebSocketSendStatus
+    {
         var text = text
         text.makeContiguousUTF8()
         let count = text.utf8.count
@@ -300,13 +303,17 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// Sends a binary message. See ``sendUTF(_:compress:completion:)`` for `compress`, the
     /// completion and the status.
     @discardableResult
-    public func sendBytes(_ bytes: [UInt8], compress: Bool = true, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
+    public func sendBytes(_ bytes: [UInt8], compress: Bool = true, completion: WebSocketSendCompletion? = nil)
+        -> WebSocketSendStatus
+    {
         submitMessage(.binary, .bytes(bytes), count: bytes.count, compress: compress, completion)
     }
 
     /// Sends a message of either kind. See ``sendUTF(_:compress:completion:)``.
     @discardableResult
-    public func send(_ message: WebSocketMessage, compress: Bool = true, completion: WebSocketSendCompletion? = nil) -> WebSocketSendStatus {
+    public func send(_ message: WebSocketMessage, compress: Bool = true, completion: WebSocketSendCompletion? = nil)
+        -> WebSocketSendStatus
+    {
         switch message {
         case .text(let text): return sendUTF(text, compress: compress, completion: completion)
         case .binary(let bytes): return sendBytes(bytes, compress: compress, completion: completion)
@@ -355,14 +362,16 @@ public final class WebSocketConnection: @unchecked Sendable {
                 _ = deferBehindWriter(.frame(frame, completion))
                 return
             }
-            guard frame.opcode.isControl || channel.bufferedAmount == 0
-                || channel.bufferedAmount + frame.payload.count <= configuration.maxQueuedBytes
+            guard
+                frame.opcode.isControl || channel.bufferedAmount == 0
+                    || channel.bufferedAmount + frame.payload.count <= configuration.maxQueuedBytes
             else {
                 _ = overflow(completion)
                 return
             }
             enqueueFrame(
-                FrameHeader(fin: frame.fin, rsv: frame.rsvBits, opcode: frame.opcode, payloadLength: frame.payload.count),
+                FrameHeader(
+                    fin: frame.fin, rsv: frame.rsvBits, opcode: frame.opcode, payloadLength: frame.payload.count),
                 .bytes(frame.payload), 0..<frame.payload.count, priority: frame.opcode.isControl, completion)
         }
         return status
@@ -456,13 +465,15 @@ public final class WebSocketConnection: @unchecked Sendable {
             return .dropped
         }
         if streaming.writer != nil {
-            return deferBehindWriter(.message(opcode, payload, count: count, compress: compress, precompressed: precompressed, completion))
+            return deferBehindWriter(
+                .message(opcode, payload, count: count, compress: compress, precompressed: precompressed, completion))
         }
         var payload = payload
         var count = count
         var rsv: UInt8 = 0
         if compress, let deflate, deflate.shouldCompress(count: count),
-           let compressed = precompressed ?? payload.withUnsafeBytes({ deflate.compress($0) }) {
+            let compressed = precompressed ?? payload.withUnsafeBytes({ deflate.compress($0) })
+        {
             payload = .bytes(compressed)
             count = compressed.count
             rsv = 0x40
@@ -471,7 +482,10 @@ public final class WebSocketConnection: @unchecked Sendable {
         let frames = count == 0 ? 1 : 1 + (count - 1) / threshold  // no overflow when threshold is Int.max
         // An empty queue takes any single message (the app already holds it): memory stays
         // bounded by maxQueuedBytes plus that one message.
-        guard admitted || channel.bufferedAmount == 0 || channel.bufferedAmount + count + frames * FrameHeader.maxSize <= configuration.maxQueuedBytes else {
+        guard
+            admitted || channel.bufferedAmount == 0
+                || channel.bufferedAmount + count + frames * FrameHeader.maxSize <= configuration.maxQueuedBytes
+        else {
             return overflow(completion)
         }
         var start = 0
@@ -491,7 +505,8 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// The send queue would exceed `maxQueuedBytes`: drop the message or the connection.
     func overflow(_ completion: WebSocketSendCompletion?) -> WebSocketSendStatus {
         let error = WebSocketError(
-            .sendQueueFull, "more than maxQueuedBytes (\(configuration.maxQueuedBytes)) would be queued: the peer reads too slowly")
+            .sendQueueFull,
+            "more than maxQueuedBytes (\(configuration.maxQueuedBytes)) would be queued: the peer reads too slowly")
         completion?(error)
         if configuration.sendQueueOverflow == .closeConnection {
             reportError(error)
@@ -507,7 +522,9 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
         onLoop { [self] in
             guard machine.canSendData else { return notConnected(completion) }
-            enqueueFrame(FrameHeader(opcode: opcode, payloadLength: data.count), .bytes(data), 0..<data.count, priority: true, completion)
+            enqueueFrame(
+                FrameHeader(opcode: opcode, payloadLength: data.count), .bytes(data), 0..<data.count, priority: true,
+                completion)
         }
     }
 
@@ -525,7 +542,9 @@ public final class WebSocketConnection: @unchecked Sendable {
             let masked = payload.withUnsafeBytes { source in
                 [UInt8](unsafeUninitializedCapacity: range.count) { buffer, initialized in
                     if range.count > 0 {
-                        key.mask(UnsafeRawBufferPointer(rebasing: source[range]), into: UnsafeMutableRawBufferPointer(buffer))
+                        key.mask(
+                            UnsafeRawBufferPointer(rebasing: source[range]), into: UnsafeMutableRawBufferPointer(buffer)
+                        )
                     }
                     initialized = range.count
                 }
@@ -533,7 +552,8 @@ public final class WebSocketConnection: @unchecked Sendable {
             payload = .bytes(masked)
             range = 0..<masked.count
         }
-        channel.enqueue(OutboundChunk(header: header, payload: payload, range: range, completion: completion, isPriority: priority))
+        channel.enqueue(
+            OutboundChunk(header: header, payload: payload, range: range, completion: completion, isPriority: priority))
         lastOutbound = loop.coarseNow
         if channel.bufferedAmount > configuration.highWaterMark {
             channel.wantsDrainNotification = true
@@ -603,7 +623,9 @@ extension WebSocketConnection: ConnectionStateMachineOutput {
         refreshHandlers()
         handlers.ping?(payload, event)
         if !event.isCancelled && machine.canSendData {
-            enqueueFrame(FrameHeader(opcode: .pong, payloadLength: payload.count), .bytes(payload), 0..<payload.count, priority: true, nil)
+            enqueueFrame(
+                FrameHeader(opcode: .pong, payloadLength: payload.count), .bytes(payload), 0..<payload.count,
+                priority: true, nil)
         }
     }
 
@@ -710,13 +732,15 @@ extension WebSocketConnection: LoopTickHandler {
             return
         }
         if let idle = configuration.idleTimeout, machine.state == .open,
-           now - min(now, max(lastInbound, lastOutbound)) >= idle.nanoseconds {
+            now - min(now, max(lastInbound, lastOutbound)) >= idle.nanoseconds
+        {
             reportError(WebSocketError(.timeout, "no traffic for idleTimeout (\(idle))"))
             machine.drop(code: .goingAway, reason: "idle timeout")
             return
         }
         if let limit = configuration.maxMessageDuration, messageStartedAt != 0, machine.state != .closed,
-           now - min(now, messageStartedAt) >= limit.nanoseconds {
+            now - min(now, messageStartedAt) >= limit.nanoseconds
+        {
             messageStartedAt = 0
             reportError(WebSocketError(.timeout, "a message took longer than maxMessageDuration (\(limit))"))
             machine.drop(code: .policyViolation, reason: "message not completed within maxMessageDuration")
@@ -728,7 +752,9 @@ extension WebSocketConnection: LoopTickHandler {
                 keepalivePingSentAt = 0
             } else if now - keepalivePingSentAt >= configuration.keepaliveGracePeriod.nanoseconds {
                 if configuration.dropConnectionOnKeepaliveTimeout {
-                    machine.drop(code: .abnormalClosure, reason: "keepalive timeout: the peer did not respond", sendCloseFrame: false)
+                    machine.drop(
+                        code: .abnormalClosure, reason: "keepalive timeout: the peer did not respond",
+                        sendCloseFrame: false)
                 } else {
                     keepalivePingSentAt = 0
                     lastInbound = now

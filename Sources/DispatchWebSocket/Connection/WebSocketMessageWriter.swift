@@ -121,7 +121,9 @@ public final class WebSocketMessageWriter: @unchecked Sendable {
 
     // MARK: Internals
 
-    private func submit(_ payload: OutboundPayload, count: Int, fin: Bool, _ completion: WebSocketSendCompletion?) -> WebSocketSendStatus {
+    private func submit(_ payload: OutboundPayload, count: Int, fin: Bool, _ completion: WebSocketSendCompletion?)
+        -> WebSocketSendStatus
+    {
         guard connection.loop.inLoop else {
             connection.loop.async { [self, connection] in
                 connection.loop.runEvent { _ = send(payload, count: count, fin: fin, completion) }
@@ -140,7 +142,9 @@ public final class WebSocketMessageWriter: @unchecked Sendable {
     }
 
     /// On the loop: validates, frames and queues one piece.
-    private func send(_ payload: OutboundPayload, count: Int, fin: Bool, _ completion: WebSocketSendCompletion?) -> WebSocketSendStatus {
+    private func send(_ payload: OutboundPayload, count: Int, fin: Bool, _ completion: WebSocketSendCompletion?)
+        -> WebSocketSendStatus
+    {
         guard !ended else {
             completion?(WebSocketError(.invalidArgument, "the message writer has already ended"))
             return .dropped
@@ -249,7 +253,8 @@ public final class WebSocketMessageWriter: @unchecked Sendable {
 
 /// A send that waits behind an open ``WebSocketMessageWriter``.
 enum WaitingSend {
-    case message(WebSocketOpcode, OutboundPayload, count: Int, compress: Bool, precompressed: [UInt8]?, WebSocketSendCompletion?)
+    case message(
+        WebSocketOpcode, OutboundPayload, count: Int, compress: Bool, precompressed: [UInt8]?, WebSocketSendCompletion?)
     case frame(WebSocketFrame, WebSocketSendCompletion?)
 
     var count: Int {
@@ -274,11 +279,13 @@ extension WebSocketConnection {
     ///
     /// - Throws: ``WebSocketError/Code/notConnected`` when the connection is closing or closed;
     ///   ``WebSocketError/Code/invalidArgument`` while another writer of this connection is open.
-    public func makeMessageWriter(_ kind: WebSocketMessageWriter.Kind) throws(WebSocketError) -> WebSocketMessageWriter {
+    public func makeMessageWriter(_ kind: WebSocketMessageWriter.Kind) throws(WebSocketError) -> WebSocketMessageWriter
+    {
         let claimed = shared.withLock { state -> WebSocketError? in
             guard state.isOpen else { return WebSocketError(.notConnected, "the connection is closing or closed") }
             guard !state.writerOpen else {
-                return WebSocketError(.invalidArgument, "a message writer is already open on this connection: end it first")
+                return WebSocketError(
+                    .invalidArgument, "a message writer is already open on this connection: end it first")
             }
             state.writerOpen = true
             return nil
@@ -325,7 +332,9 @@ extension WebSocketConnection {
             switch send {
             case .message(let opcode, let payload, let count, let compress, let precompressed, let completion):
                 if flushWaiting {
-                    _ = enqueueMessage(opcode, payload, count: count, compress: compress, precompressed: precompressed, admitted: true, completion)
+                    _ = enqueueMessage(
+                        opcode, payload, count: count, compress: compress, precompressed: precompressed, admitted: true,
+                        completion)
                 } else {
                     notConnected(completion)
                 }
@@ -335,7 +344,8 @@ extension WebSocketConnection {
                     continue
                 }
                 enqueueFrame(
-                    FrameHeader(fin: frame.fin, rsv: frame.rsvBits, opcode: frame.opcode, payloadLength: frame.payload.count),
+                    FrameHeader(
+                        fin: frame.fin, rsv: frame.rsvBits, opcode: frame.opcode, payloadLength: frame.payload.count),
                     .bytes(frame.payload), 0..<frame.payload.count, priority: false, completion)
             }
         }

@@ -22,7 +22,8 @@ final class PerMessageDeflate {
     /// produce identical bytes for identical messages (broadcast compresses once per key).
     var deflaterKey: ZlibDeflater.Key {
         ZlibDeflater.Key(
-            windowBits: parameters.outboundWindowBits, memoryLevel: parameters.memoryLevel, level: parameters.compressionLevel)
+            windowBits: parameters.outboundWindowBits, memoryLevel: parameters.memoryLevel,
+            level: parameters.compressionLevel)
     }
 
     /// Whether a message of `count` bytes should be compressed.
@@ -61,7 +62,8 @@ final class PerMessageDeflate {
     /// Inflates a chunk of a compressed message's payload, producing at most `limit` bytes.
     func inflate(_ chunk: UnsafeRawBufferPointer, limit: Int) -> ZlibInflater.Outcome {
         if inflater == nil {
-            inflater = parameters.inboundNoContextTakeover
+            inflater =
+                parameters.inboundNoContextTakeover
                 ? ZlibStreamPool.shared.takeInflater(windowBits: parameters.inflateWindowBits)
                 : ZlibInflater(windowBits: parameters.inflateWindowBits)
         }

@@ -52,8 +52,9 @@ enum PerMessageDeflateNegotiation {
         /// `8`…`15` exactly (RFC 7692 §7.1.2: 1*DIGIT, no leading zeros).
         static func windowBits(_ text: String) -> Int? {
             guard let first = text.utf8.first, first != UInt8(ascii: "0"), text.utf8.count <= 2,
-                  text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-                  let bits = Int(text), (8...15).contains(bits) else { return nil }
+                text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                let bits = Int(text), (8...15).contains(bits)
+            else { return nil }
             return bits
         }
     }
@@ -71,7 +72,9 @@ enum PerMessageDeflateNegotiation {
     /// parameter, a duplicate or a bad value are skipped, as is one asking for an 8-bit server
     /// window (zlib cannot honour it). `nil` when none is acceptable: the connection then opens
     /// without compression and no `Sec-WebSocket-Extensions` header is sent.
-    static func serverAccept(offers: [WebSocketExtensionOffer], options: PerMessageDeflateOptions) -> PerMessageDeflateParameters? {
+    static func serverAccept(offers: [WebSocketExtensionOffer], options: PerMessageDeflateOptions)
+        -> PerMessageDeflateParameters?
+    {
         for offer in offers where offer.name.lowercased() == name {
             guard case .success(let offered) = Parameters.parse(offer.parameters) else { continue }
             if let bits = offered.serverMaxWindowBits, bits < 9 { continue }
@@ -89,7 +92,9 @@ enum PerMessageDeflateNegotiation {
             var header = name
             if serverNoContext { header += "; server_no_context_takeover" }
             if clientNoContext { header += "; client_no_context_takeover" }
-            if serverBits < 15 || offered.serverMaxWindowBits != nil { header += "; server_max_window_bits=\(serverBits)" }
+            if serverBits < 15 || offered.serverMaxWindowBits != nil {
+                header += "; server_max_window_bits=\(serverBits)"
+            }
             if answerClientBits { header += "; client_max_window_bits=\(clientBits)" }
             return PerMessageDeflateParameters(
                 outboundWindowBits: serverBits, inboundWindowBits: clientBits,
@@ -118,7 +123,9 @@ enum PerMessageDeflateNegotiation {
         var offer = name
         if options.serverNoContextTakeover { offer += "; server_no_context_takeover" }
         if options.clientNoContextTakeover { offer += "; client_no_context_takeover" }
-        if options.clampedServerWindowBits < 15 { offer += "; server_max_window_bits=\(options.clampedServerWindowBits)" }
+        if options.clampedServerWindowBits < 15 {
+            offer += "; server_max_window_bits=\(options.clampedServerWindowBits)"
+        }
         offer += "; client_max_window_bits"
         return offer
     }
@@ -154,19 +161,24 @@ enum PerMessageDeflateNegotiation {
         }
         let offeredServerBits = options.clampedServerWindowBits
         if offeredServerBits < 15 {
-            guard let bits = answered.serverMaxWindowBits else { return fail("the server ignored server_max_window_bits") }
-            if bits > offeredServerBits { return fail("server_max_window_bits=\(bits) exceeds the \(offeredServerBits) offered") }
+            guard let bits = answered.serverMaxWindowBits else {
+                return fail("the server ignored server_max_window_bits")
+            }
+            if bits > offeredServerBits {
+                return fail("server_max_window_bits=\(bits) exceeds the \(offeredServerBits) offered")
+            }
         }
         var clientBits = options.clampedClientWindowBits
         if case .some(let value) = answered.clientMaxWindowBits {
             guard let value else { return fail("client_max_window_bits needs a value in a response") }
             clientBits = min(clientBits, value)
         }
-        return .success(PerMessageDeflateParameters(
-            outboundWindowBits: clientBits, inboundWindowBits: answered.serverMaxWindowBits ?? 15,
-            outboundNoContextTakeover: answered.clientNoContextTakeover || options.clientNoContextTakeover,
-            inboundNoContextTakeover: answered.serverNoContextTakeover,
-            memoryLevel: options.clampedMemoryLevel, compressionLevel: options.clampedCompressionLevel,
-            threshold: options.threshold, header: canonical(answers[0])))
+        return .success(
+            PerMessageDeflateParameters(
+                outboundWindowBits: clientBits, inboundWindowBits: answered.serverMaxWindowBits ?? 15,
+                outboundNoContextTakeover: answered.clientNoContextTakeover || options.clientNoContextTakeover,
+                inboundNoContextTakeover: answered.serverNoContextTakeover,
+                memoryLevel: options.clampedMemoryLevel, compressionLevel: options.clampedCompressionLevel,
+                threshold: options.threshold, header: canonical(answers[0])))
     }
 }

@@ -20,7 +20,8 @@ final class ZlibDeflater {
         self.key = key
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
-        guard dws_deflateInit2(stream, Int32(key.level), -Int32(max(9, key.windowBits)), Int32(key.memoryLevel)) == Z_OK else {
+        guard dws_deflateInit2(stream, Int32(key.level), -Int32(max(9, key.windowBits)), Int32(key.memoryLevel)) == Z_OK
+        else {
             stream.deallocate()
             return nil
         }
@@ -60,7 +61,9 @@ final class ZlibDeflater {
         // 00 00 ff ff, so the payload must be the header byte of an empty stored block.
         if output.isEmpty { return [0x00] }
         let count = output.count
-        if count >= 4 && output[count - 4] == 0 && output[count - 3] == 0 && output[count - 2] == 0xFF && output[count - 1] == 0xFF {
+        if count >= 4 && output[count - 4] == 0 && output[count - 3] == 0 && output[count - 2] == 0xFF
+            && output[count - 1] == 0xFF
+        {
             output.removeLast(4)
         }
         return output

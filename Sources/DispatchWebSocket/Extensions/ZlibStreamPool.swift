@@ -47,7 +47,9 @@ final class ZlibStreamPool: @unchecked Sendable {
         inflater.reset()
         inflater.releaseBuffer()
         lock.withLock {
-            if inflaters.count(where: { $0.windowBits == inflater.windowBits }) < Self.maxIdlePerKey { inflaters.append(inflater) }
+            if inflaters.count(where: { $0.windowBits == inflater.windowBits }) < Self.maxIdlePerKey {
+                inflaters.append(inflater)
+            }
         }
     }
 }

@@ -13,7 +13,10 @@ struct FrameHeader: Equatable, Sendable {
     var maskingKey: WebSocketMaskingKey?
     var payloadLength: Int
 
-    init(fin: Bool = true, rsv: UInt8 = 0, opcode: WebSocketOpcode, maskingKey: WebSocketMaskingKey? = nil, payloadLength: Int) {
+    init(
+        fin: Bool = true, rsv: UInt8 = 0, opcode: WebSocketOpcode, maskingKey: WebSocketMaskingKey? = nil,
+        payloadLength: Int
+    ) {
         self.fin = fin
         self.rsv = rsv
         self.opcode = opcode

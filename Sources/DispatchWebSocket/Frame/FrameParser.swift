@@ -58,7 +58,9 @@ struct FrameParser {
             if index == end { return index }
 
             let header: FrameHeader
-            if pendingHeaderCount == 0, case let (parsed, size)? = Self.decodeHeader(base + index, available: end - index) {
+            if pendingHeaderCount == 0,
+                case (let parsed, let size)? = Self.decodeHeader(base + index, available: end - index)
+            {
                 // The common case: the whole header is in this read.
                 switch parsed {
                 case .success(let h): header = h
@@ -75,7 +77,9 @@ struct FrameParser {
                         storage[pendingHeaderCount] = base.load(fromByteOffset: index, as: UInt8.self)
                         pendingHeaderCount += 1
                         index += 1
-                        if case let (parsed, _)? = Self.decodeHeader(storage.baseAddress!, available: pendingHeaderCount) {
+                        if case (let parsed, _)? = Self.decodeHeader(
+                            storage.baseAddress!, available: pendingHeaderCount)
+                        {
                             complete = parsed
                         }
                     }
@@ -96,7 +100,8 @@ struct FrameParser {
             guard delegate.frameHeader(header) else { return index }
             if remaining == 0 {
                 inPayload = false
-                guard delegate.framePayload(UnsafeMutableRawBufferPointer(start: base + index, count: 0), isEnd: true) else {
+                guard delegate.framePayload(UnsafeMutableRawBufferPointer(start: base + index, count: 0), isEnd: true)
+                else {
                     return index
                 }
             }
@@ -128,7 +133,9 @@ struct FrameParser {
         default:
             let wide = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt64.self))
             guard wide <= UInt64(Int.max) else {
-                return (.failure(FrameHeaderError(reason: "64-bit payload length has its most significant bit set")), size)
+                return (
+                    .failure(FrameHeaderError(reason: "64-bit payload length has its most significant bit set")), size
+                )
             }
             length = Int(wide)
         }

@@ -42,11 +42,13 @@ public struct WebSocketFrameDecoder: Sendable {
 
         mutating func frameHeader(_ header: FrameHeader) -> Bool {
             guard header.payloadLength <= maxFrameSize else {
-                error = WebSocketError(.messageTooBig, "frame of \(header.payloadLength) bytes exceeds the limit of \(maxFrameSize)")
+                error = WebSocketError(
+                    .messageTooBig, "frame of \(header.payloadLength) bytes exceeds the limit of \(maxFrameSize)")
                 return false
             }
             var frame = WebSocketFrame(
-                fin: header.fin, rsv1: header.rsv & 0x40 != 0, rsv2: header.rsv & 0x20 != 0, rsv3: header.rsv & 0x10 != 0,
+                fin: header.fin, rsv1: header.rsv & 0x40 != 0, rsv2: header.rsv & 0x20 != 0,
+                rsv3: header.rsv & 0x10 != 0,
                 opcode: header.opcode, maskingKey: header.maskingKey)
             frame.payload.reserveCapacity(header.payloadLength)
             current = frame

@@ -122,7 +122,8 @@ public struct WebSocketMaskingKey: Sendable, Hashable, CustomStringConvertible {
         // `i` is a multiple of 8 here, so the tail starts again at pattern byte 0.
         if count &- i >= 4 {
             let a = source.loadUnaligned(fromByteOffset: i, as: UInt32.self)
-            destination.storeBytes(of: a ^ UInt32(truncatingIfNeeded: numeric).littleEndian, toByteOffset: i, as: UInt32.self)
+            destination.storeBytes(
+                of: a ^ UInt32(truncatingIfNeeded: numeric).littleEndian, toByteOffset: i, as: UInt32.self)
             i &+= 4
         }
         var keyBytes = rotated  // the next key byte in its low 8 bits

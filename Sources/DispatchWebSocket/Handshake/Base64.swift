@@ -1,6 +1,7 @@
 /// Base64 with the standard alphabet and `=` padding (RFC 4648 §4), for the handshake keys.
 enum Base64 {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Maps an input byte to its 6-bit value; `invalid` for anything outside the alphabet.
     private static let decodeTable: [UInt8] = {
@@ -69,8 +70,10 @@ enum Base64 {
             // Every quantum but the last has no padding; any `=` in them fails the table lookup.
             let unpaddedEnd = padding == 0 ? input.count : input.count - 4
             while i < unpaddedEnd {
-                let a = table[Int(input[i])], b = table[Int(input[i + 1])]
-                let c = table[Int(input[i + 2])], d = table[Int(input[i + 3])]
+                let a = table[Int(input[i])]
+                let b = table[Int(input[i + 1])]
+                let c = table[Int(input[i + 2])]
+                let d = table[Int(input[i + 3])]
                 guard (a | b | c | d) & 0xC0 == 0 else { return nil }
                 let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
                 output.append(UInt8(truncatingIfNeeded: n >> 16))
@@ -79,7 +82,8 @@ enum Base64 {
                 i += 4
             }
             guard padding > 0 else { return output }
-            let a = table[Int(input[i])], b = table[Int(input[i + 1])]
+            let a = table[Int(input[i])]
+            let b = table[Int(input[i + 1])]
             if padding == 2 {
                 guard (a | b) & 0xC0 == 0, b & 0x0F == 0 else { return nil }
                 output.append(a << 2 | b >> 4)

@@ -31,7 +31,8 @@ public struct ClientHandshakeError: Error, Equatable, CustomStringConvertible {
         case .acceptKey: return "Sec-WebSocket-Accept does not match the key we sent"
         case .unofferedProtocol(let name): return "the server chose subprotocol \"\(name)\", which we did not offer"
         case .unofferedExtension(let name): return "the server enabled extension \"\(name)\", which we did not offer"
-        case .extensionParameters(let reason): return "the server's permessage-deflate answer is not acceptable: \(reason)"
+        case .extensionParameters(let reason):
+            return "the server's permessage-deflate answer is not acceptable: \(reason)"
         }
     }
 }
@@ -83,7 +84,9 @@ enum ClientHandshake {
     /// header must name exactly one of `offeredProtocols` (compared exactly: subprotocol names
     /// are case-sensitive); an empty one counts as an unoffered protocol. Any
     /// `Sec-WebSocket-Extensions` header fails: this form is for a request that offered none.
-    static func validate(_ head: HTTPResponseHead, key: String, offeredProtocols: [String]) -> Result<String?, ClientHandshakeError> {
+    static func validate(_ head: HTTPResponseHead, key: String, offeredProtocols: [String]) -> Result<
+        String?, ClientHandshakeError
+    > {
         validate(head, key: key, offeredProtocols: offeredProtocols, offeredDeflate: nil).map(\.protocol)
     }
 
@@ -93,7 +96,9 @@ enum ClientHandshake {
     static func validate(
         _ head: HTTPResponseHead, key: String, offeredProtocols: [String], offeredDeflate: PerMessageDeflateOptions?
     ) -> Result<(protocol: String?, deflate: PerMessageDeflateParameters?), ClientHandshakeError> {
-        func fail(_ check: ClientHandshakeError.Check) -> Result<(protocol: String?, deflate: PerMessageDeflateParameters?), ClientHandshakeError> {
+        func fail(_ check: ClientHandshakeError.Check) -> Result<
+            (protocol: String?, deflate: PerMessageDeflateParameters?), ClientHandshakeError
+        > {
             .failure(ClientHandshakeError(check: check))
         }
         let headers = head.headers

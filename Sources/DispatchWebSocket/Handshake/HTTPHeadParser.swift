@@ -92,7 +92,9 @@ struct HTTPHeadParser {
 
     /// Feeds bytes of a request. Returns `nil` while the head is incomplete, or the head and
     /// how many bytes of `chunk` it took; the rest of `chunk` follows the head.
-    mutating func parseRequest(_ chunk: UnsafeRawBufferPointer) throws(HTTPParseError) -> (head: HTTPRequestHead, consumed: Int)? {
+    mutating func parseRequest(_ chunk: UnsafeRawBufferPointer) throws(HTTPParseError) -> (
+        head: HTTPRequestHead, consumed: Int
+    )? {
         guard let consumed = try findEnd(in: chunk) else { return nil }
         defer { reset() }
         let head = try buffer.withUnsafeBufferPointer { bytes throws(HTTPParseError) in try Self.requestHead(bytes) }
@@ -101,7 +103,9 @@ struct HTTPHeadParser {
 
     /// Feeds bytes of a response. Returns `nil` while the head is incomplete, or the head and
     /// how many bytes of `chunk` it took; the rest of `chunk` follows the head.
-    mutating func parseResponse(_ chunk: UnsafeRawBufferPointer) throws(HTTPParseError) -> (head: HTTPResponseHead, consumed: Int)? {
+    mutating func parseResponse(_ chunk: UnsafeRawBufferPointer) throws(HTTPParseError) -> (
+        head: HTTPResponseHead, consumed: Int
+    )? {
         guard let consumed = try findEnd(in: chunk) else { return nil }
         defer { reset() }
         let head = try buffer.withUnsafeBufferPointer { bytes throws(HTTPParseError) in try Self.responseHead(bytes) }
@@ -158,9 +162,9 @@ struct HTTPHeadParser {
         guard !bytes[line].contains(0) else { throw .malformed("NUL byte in the request line") }
         // request-line = method SP request-target SP HTTP-version, single spaces (RFC 9112 §3).
         guard let firstSpace = bytes[line].firstIndex(of: .space),
-              let secondSpace = bytes[(firstSpace + 1)..<line.upperBound].firstIndex(of: .space),
-              !bytes[(secondSpace + 1)..<line.upperBound].contains(.space),
-              firstSpace > line.lowerBound, secondSpace > firstSpace + 1, secondSpace + 1 < line.upperBound
+            let secondSpace = bytes[(firstSpace + 1)..<line.upperBound].firstIndex(of: .space),
+            !bytes[(secondSpace + 1)..<line.upperBound].contains(.space),
+            firstSpace > line.lowerBound, secondSpace > firstSpace + 1, secondSpace + 1 < line.upperBound
         else { throw .malformed("malformed request line") }
         let method = line.lowerBound..<firstSpace
         let target = (firstSpace + 1)..<secondSpace
@@ -191,11 +195,14 @@ struct HTTPHeadParser {
         let reason = line.count > 13 ? (start + 13)..<line.upperBound : line.upperBound..<line.upperBound
         guard bytes[reason].allSatisfy(isFieldValueByte) else { throw .malformed("invalid reason phrase") }
         return HTTPResponseHead(
-            version: version, status: status, reason: string(bytes, reason), headers: try headers(bytes, from: position))
+            version: version, status: status, reason: string(bytes, reason), headers: try headers(bytes, from: position)
+        )
     }
 
     /// The header fields, from `position` to the blank line (RFC 9112 §5).
-    private static func headers(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) throws(HTTPParseError) -> HTTPHeaders {
+    private static func headers(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) throws(HTTPParseError)
+        -> HTTPHeaders
+    {
         var position = position
         var headers = HTTPHeaders()
         while true {
@@ -261,9 +268,10 @@ struct HTTPHeadParser {
     /// `HTTP/` DIGIT `.` DIGIT, case-sensitively (RFC 9112 §2.3).
     private static func version(_ text: Slice<UnsafeBufferPointer<UInt8>>) throws(HTTPParseError) -> HTTPVersion {
         let s = text.startIndex
-        guard text.count == 8, text[s] == UInt8(ascii: "H"), text[s + 1] == UInt8(ascii: "T"), text[s + 2] == UInt8(ascii: "T"),
-              text[s + 3] == UInt8(ascii: "P"), text[s + 4] == UInt8(ascii: "/"), text[s + 6] == UInt8(ascii: "."),
-              let major = digit(text[s + 5]), let minor = digit(text[s + 7])
+        guard text.count == 8, text[s] == UInt8(ascii: "H"), text[s + 1] == UInt8(ascii: "T"),
+            text[s + 2] == UInt8(ascii: "T"),
+            text[s + 3] == UInt8(ascii: "P"), text[s + 4] == UInt8(ascii: "/"), text[s + 6] == UInt8(ascii: "."),
+            let major = digit(text[s + 5]), let minor = digit(text[s + 7])
         else { throw .malformed("invalid HTTP version") }
         return HTTPVersion(major: major, minor: minor)
     }

@@ -16,7 +16,9 @@ struct ProxyConnect {
     ///   request line (empty, spaces, control or non-ASCII characters: an internationalized name
     ///   must be given in its ASCII form).
     static func request(host: String, port: Int, proxy: WebSocketProxy) throws(WebSocketError) -> [UInt8] {
-        guard !host.isEmpty, host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "@") }) else {
+        guard !host.isEmpty,
+            host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "@") })
+        else {
             throw WebSocketError(.invalidArgument, "the host \"\(host)\" cannot be sent in a CONNECT request")
         }
         let bracketed = host.utf8.contains(UInt8(ascii: ":")) && !host.hasPrefix("[") ? "[\(host)]" : host
@@ -49,7 +51,8 @@ struct ProxyConnect {
         } catch {
             switch error {
             case .headTooLarge:
-                return .failure(WebSocketError(.proxyFailed, "the proxy's answer to CONNECT exceeds maxProxyHeaderBytes"))
+                return .failure(
+                    WebSocketError(.proxyFailed, "the proxy's answer to CONNECT exceeds maxProxyHeaderBytes"))
             case .malformed(let reason):
                 return .failure(WebSocketError(.proxyFailed, "malformed answer from the proxy: \(reason)"))
             }
@@ -57,11 +60,13 @@ struct ProxyConnect {
         guard let (head, consumed) = parsed else { return nil }
         guard (200...299).contains(head.status) else {
             let reason = head.reason.isEmpty ? "" : " \(head.reason)"
-            return .failure(WebSocketError(
-                .proxyFailed, "the proxy refused the tunnel: \(head.status)\(reason)", httpStatus: head.status))
+            return .failure(
+                WebSocketError(
+                    .proxyFailed, "the proxy refused the tunnel: \(head.status)\(reason)", httpStatus: head.status))
         }
         guard consumed == bytes.count else {
-            return .failure(WebSocketError(.proxyFailed, "the proxy sent bytes after its \(head.status) answer to CONNECT"))
+            return .failure(
+                WebSocketError(.proxyFailed, "the proxy sent bytes after its \(head.status) answer to CONNECT"))
         }
         return .success(())
     }

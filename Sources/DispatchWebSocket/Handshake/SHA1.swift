@@ -67,7 +67,11 @@ enum SHA1 {
             for t in 16..<80 {
                 w[t] = (w[t &- 3] ^ w[t &- 8] ^ w[t &- 14] ^ w[t &- 16]).rotatedLeft(1)
             }
-            var a = h0, b = h1, c = h2, d = h3, e = h4
+            var a = h0
+            var b = h1
+            var c = h2
+            var d = h3
+            var e = h4
 
             @inline(__always)
             func step(_ f: UInt32, _ k: UInt32, _ word: UInt32) {

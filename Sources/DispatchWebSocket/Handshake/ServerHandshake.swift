@@ -58,9 +58,10 @@ enum ServerHandshake {
         }
         let versions = headers.values(for: "Sec-WebSocket-Version")
         guard versions.count == 1, versions[0] == "13" else {
-            return .failure(HandshakeRejection(
-                status: 426, reason: "unsupported WebSocket version; this server speaks 13",
-                headers: ["Sec-WebSocket-Version": "13"]))
+            return .failure(
+                HandshakeRejection(
+                    status: 426, reason: "unsupported WebSocket version; this server speaks 13",
+                    headers: ["Sec-WebSocket-Version": "13"]))
         }
         let keys = headers.values(for: "Sec-WebSocket-Key")
         guard keys.count == 1 else {
@@ -80,9 +81,11 @@ enum ServerHandshake {
         guard let extensions = WebSocketExtensionOffer.parse(headers.values(for: "Sec-WebSocket-Extensions")) else {
             return reject("malformed Sec-WebSocket-Extensions")
         }
-        return .success(ValidatedUpgrade(
-            key: keys[0], host: hosts[0], version: 13, requestedProtocols: protocols, requestedExtensions: extensions,
-            origin: headers["Origin"] ?? headers["Sec-WebSocket-Origin"]))
+        return .success(
+            ValidatedUpgrade(
+                key: keys[0], host: hosts[0], version: 13, requestedProtocols: protocols,
+                requestedExtensions: extensions,
+                origin: headers["Origin"] ?? headers["Sec-WebSocket-Origin"]))
     }
 
     /// The 101 Switching Protocols response: `Upgrade`, `Connection`, `Sec-WebSocket-Accept`,
@@ -178,7 +181,9 @@ public struct WebSocketExtensionOffer: Sendable, Equatable {
                 case UInt8(ascii: "\""):
                     return String(decoding: content, as: UTF8.self)
                 case UInt8(ascii: "\\"):
-                    guard let escaped = current, escaped == 0x09 || (escaped >= 0x20 && escaped != 0x7F) else { return nil }
+                    guard let escaped = current, escaped == 0x09 || (escaped >= 0x20 && escaped != 0x7F) else {
+                        return nil
+                    }
                     content.append(escaped)
                     index += 1
                 case 0x09, 0x20...0x7E, 0x80...0xFF:

@@ -11,7 +11,9 @@ enum ClosePayload {
     ///   ``WebSocketCloseCode/isValidOnWire``, and the reason, which must be valid UTF-8
     ///   (§5.5.1, §8.1). A 1-byte payload cannot hold a code and is an error. Every failure is a
     ///   reason to fail the connection with 1002.
-    static func parse(_ payload: UnsafeRawBufferPointer) -> Result<(code: WebSocketCloseCode?, reason: String), ClosePayloadError> {
+    static func parse(_ payload: UnsafeRawBufferPointer) -> Result<
+        (code: WebSocketCloseCode?, reason: String), ClosePayloadError
+    > {
         switch payload.count {
         case 0: return .success((nil, ""))
         case 1: return .failure(.truncatedCode)

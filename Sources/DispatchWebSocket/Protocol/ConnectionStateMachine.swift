@@ -89,7 +89,8 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     /// The peer's close frame arrived (valid or not, nothing more will be read).
     private(set) var receivedClose = false
 
-    init(role: WebSocketRole, configuration: WebSocketConfiguration, output: Output, deflate: PerMessageDeflate? = nil) {
+    init(role: WebSocketRole, configuration: WebSocketConfiguration, output: Output, deflate: PerMessageDeflate? = nil)
+    {
         self.role = role
         self.deflate = deflate
         self.maxFrameSize = configuration.maxReceivedFrameSize
@@ -212,7 +213,8 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
             utf8.reset()
         }
         guard header.payloadLength <= maxFrameSize else {
-            return protocolFailure(.messageTooBig, "frame of \(header.payloadLength) bytes exceeds maxReceivedFrameSize \(maxFrameSize)")
+            return protocolFailure(
+                .messageTooBig, "frame of \(header.payloadLength) bytes exceeds maxReceivedFrameSize \(maxFrameSize)")
         }
         if messageCompressed { return true }  // the inflated size is counted while inflating
         guard header.payloadLength <= maxMessageSize - messageLength else {
@@ -277,15 +279,22 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     /// A chunk of a compressed message: inflate it (and at the message's end the tail), validate
     /// the new bytes, deliver at the frame's end (frames) or the message's end (messages).
     private func compressedPayload(
-        _ chunk: UnsafeMutableRawBufferPointer, _ deflate: PerMessageDeflate, isEnd: Bool, endsMessage: Bool, isText: Bool
+        _ chunk: UnsafeMutableRawBufferPointer, _ deflate: PerMessageDeflate, isEnd: Bool, endsMessage: Bool,
+        isText: Bool
     ) -> Bool {
         if chunk.count > 0 {
-            guard inflated(deflate.inflate(UnsafeRawBufferPointer(chunk), limit: maxMessageSize - messageLength), deflate, isText) else {
+            guard
+                inflated(
+                    deflate.inflate(UnsafeRawBufferPointer(chunk), limit: maxMessageSize - messageLength), deflate,
+                    isText)
+            else {
                 return false
             }
         }
         if endsMessage {
-            guard inflated(deflate.finishMessage(limit: maxMessageSize - messageLength), deflate, isText) else { return false }
+            guard inflated(deflate.finishMessage(limit: maxMessageSize - messageLength), deflate, isText) else {
+                return false
+            }
             if isText && !utf8.isAtBoundary {
                 return protocolFailure(.invalidUTF8, "text message ends inside a UTF-8 sequence")
             }
@@ -386,6 +395,7 @@ final class ConnectionStateMachine<Output: ConnectionStateMachineOutput>: FrameP
     }
 
     static func message(isText: Bool, bytes: UnsafeRawBufferPointer) -> WebSocketMessage {
-        isText ? .text(String(decoding: bytes.assumingMemoryBound(to: UInt8.self), as: UTF8.self)) : .binary(Array(bytes))
+        isText
+            ? .text(String(decoding: bytes.assumingMemoryBound(to: UInt8.self), as: UTF8.self)) : .binary(Array(bytes))
     }
 }

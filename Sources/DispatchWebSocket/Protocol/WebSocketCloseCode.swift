@@ -3,7 +3,9 @@
 /// A struct rather than an enum so that any code a peer sends (registered 3000–3999, private
 /// 4000–4999, or codes defined after this library) can be received, reported and echoed.
 /// Integer literals work: `let code: WebSocketCloseCode = 4001`.
-public struct WebSocketCloseCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+public struct WebSocketCloseCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible,
+    ExpressibleByIntegerLiteral
+{
     /// The code as it appears on the wire (big-endian in the first two bytes of a close payload).
     public var rawValue: UInt16
 

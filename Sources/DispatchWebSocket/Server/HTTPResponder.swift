@@ -81,7 +81,8 @@ extension HTTPServerSession {
         let (status, headers, length): (Int, HTTPHeaders, Int)
         switch answer {
         case .whole(let response): (status, headers, length) = (response.status, response.headers, response.body.count)
-        case .streamed(let status2, let headers2, let body): (status, headers, length) = (status2, headers2, body.contentLength)
+        case .streamed(let status2, let headers2, let body):
+            (status, headers, length) = (status2, headers2, body.contentLength)
         }
         var all = headers
         all.replaceOrAdd(name: "Content-Length", value: String(length))

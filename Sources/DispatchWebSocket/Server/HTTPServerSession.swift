@@ -153,7 +153,8 @@ final class HTTPServerSession: @unchecked Sendable {
             leftover = Array(rest)
             channel.pauseReading()
             let request = WebSocketRequest(
-                head: head, upgrade: upgrade, session: self, trustXForwardedFor: server.configuration.trustXForwardedFor)
+                head: head, upgrade: upgrade, session: self, trustXForwardedFor: server.configuration.trustXForwardedFor
+            )
             server.dispatch(request)
         }
     }
@@ -273,7 +274,8 @@ final class HTTPServerSession: @unchecked Sendable {
         loop.execute { [self] in
             loop.runEvent {
                 guard case .awaitingDecision = state else { return }
-                respondAndClose(status: status, reason: reason ?? HTTPResponseWriter.reasonPhrase(for: status), headers: headers)
+                respondAndClose(
+                    status: status, reason: reason ?? HTTPResponseWriter.reasonPhrase(for: status), headers: headers)
             }
         }
     }

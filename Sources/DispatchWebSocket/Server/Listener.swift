@@ -1,4 +1,5 @@
 import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -37,7 +38,10 @@ final class Listener: PollerClient, @unchecked Sendable {
 
     /// A listener on a socket that already listens: a Unix domain socket (its file removed when
     /// the listener stops) or a descriptor the app handed over.
-    init(socket: Socket, address: SocketAddress, socketFile: UnixSocketFile?, loop: EventLoop, transport: WebSocketTransport) {
+    init(
+        socket: Socket, address: SocketAddress, socketFile: UnixSocketFile?, loop: EventLoop,
+        transport: WebSocketTransport
+    ) {
         self.socket = socket
         self.address = address
         self.socketFile = socketFile

@@ -37,7 +37,8 @@ public struct WebSocketCookie: Sendable, Hashable {
         guard value.utf8.allSatisfy(Self.isCookieValueByte) else {
             throw WebSocketError(.invalidArgument, "cookie value for \(name) has characters a cookie cannot carry")
         }
-        for attribute in [path, domain].compactMap({ $0 }) where !attribute.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ";") }) {
+        for attribute in [path, domain].compactMap({ $0 })
+        where !attribute.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ";") }) {
             throw WebSocketError(.invalidArgument, "cookie attribute \"\(attribute)\" has invalid characters")
         }
         var result = "\(name)=\(value)"

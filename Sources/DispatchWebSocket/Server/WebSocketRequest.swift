@@ -133,7 +133,8 @@ public final class WebSocketRequest: @unchecked Sendable {
     ) throws(WebSocketError) -> WebSocketConnection {
         if let `protocol`, !requestedProtocols.contains(`protocol`) {
             throw WebSocketError(
-                .invalidArgument, "protocol \"\(`protocol`)\" was not offered by the client (offered: \(requestedProtocols))")
+                .invalidArgument,
+                "protocol \"\(`protocol`)\" was not offered by the client (offered: \(requestedProtocols))")
         }
         var extra = headers
         for cookie in cookies {

@@ -82,7 +82,9 @@ public final class WebSocketRouter: @unchecked Sendable {
     public func mount(
         path: String, protocol: String? = nil, handler: @escaping @Sendable (WebSocketRoutedRequest) -> Void
     ) throws(WebSocketError) -> MountID {
-        guard path.hasPrefix("/") else { throw WebSocketError(.invalidArgument, "mount path \"\(path)\" must start with /") }
+        guard path.hasPrefix("/") else {
+            throw WebSocketError(.invalidArgument, "mount path \"\(path)\" must start with /")
+        }
         return try add(.exact(path), protocol: `protocol`, handler: handler)
     }
 

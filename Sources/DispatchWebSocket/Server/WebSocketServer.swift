@@ -181,7 +181,9 @@ public final class WebSocketServer: @unchecked Sendable {
         set { lock.withLock { handlers.deferredHTTP = newValue } }
     }
 
-    var deferredHTTPHandler: (@Sendable (HTTPRequest, HTTPResponder) -> Void)? { lock.withLock { handlers.deferredHTTP } }
+    var deferredHTTPHandler: (@Sendable (HTTPRequest, HTTPResponder) -> Void)? {
+        lock.withLock { handlers.deferredHTTP }
+    }
 
     /// Set with ``Configuration/tls``; bounds the handshakes in progress.
     let handshakeLimiter: TLSHandshakeLimiter?
@@ -287,7 +289,9 @@ public final class WebSocketServer: @unchecked Sendable {
         let id = ObjectIdentifier(connection)
         lock.withLock { liveConnections[id] = connection }
         connection.closeObservers.append { [self] connection in
-            let (closeHandler, waiters) = lock.withLock { () -> ((@Sendable (WebSocketConnection, WebSocketCloseCode, String) -> Void)?, [@Sendable () -> Void]) in
+            let (closeHandler, waiters) = lock.withLock {
+                () -> ((@Sendable (WebSocketConnection, WebSocketCloseCode, String) -> Void)?, [@Sendable () -> Void])
+                in
                 liveConnections.removeValue(forKey: id)
                 return (handlers.close, waitersIfFinished())
             }

@@ -1,4 +1,5 @@
 import COpenSSL
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -43,7 +44,9 @@ final class TLSContext: @unchecked Sendable {
         try server(configuration, identity: configuration.identity)
     }
 
-    private static func server(_ configuration: TLSServerConfiguration, identity: TLSIdentity) throws(WebSocketError) -> TLSContext {
+    private static func server(_ configuration: TLSServerConfiguration, identity: TLSIdentity) throws(WebSocketError)
+        -> TLSContext
+    {
         let ctx = try makeContext(TLS_server_method(), minimumVersion: configuration.minimumVersion)
         let tls = TLSContext(context: ctx, server: configuration, client: nil)
         try check(SSL_CTX_set_cipher_list(ctx, configuration.cipherList), "invalid cipherList")
@@ -53,7 +56,8 @@ final class TLSContext: @unchecked Sendable {
         // session in memory.
         _ = dws_SSL_CTX_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_OFF))
         guard (0...8).contains(configuration.sessionTickets) else {
-            throw WebSocketError(.tlsConfigurationInvalid, "sessionTickets must be 0...8, not \(configuration.sessionTickets)")
+            throw WebSocketError(
+                .tlsConfigurationInvalid, "sessionTickets must be 0...8, not \(configuration.sessionTickets)")
         }
         _ = dws_SSL_CTX_set_num_tickets(ctx, configuration.sessionTickets)
         if configuration.sessionTickets == 0 { _ = dws_SSL_CTX_set_options(ctx, dws_ssl_no_ticket_option()) }
@@ -118,7 +122,9 @@ final class TLSContext: @unchecked Sendable {
 
     // MARK: Building
 
-    private static func makeContext(_ method: OpaquePointer?, minimumVersion: TLSVersion) throws(WebSocketError) -> OpaquePointer {
+    private static func makeContext(_ method: OpaquePointer?, minimumVersion: TLSVersion) throws(WebSocketError)
+        -> OpaquePointer
+    {
         ERR_clear_error()
         guard let ctx = SSL_CTX_new(method) else {
             throw TLSErrorMapping.drainErrorQueue(context: "cannot create an SSL_CTX")
@@ -185,7 +191,9 @@ final class TLSContext: @unchecked Sendable {
 
     /// Adds CA certificates to the context's store (and, for a server asking for client
     /// certificates, names them in its CertificateRequest).
-    private static func trust(_ roots: TLSTrustRoots, in ctx: OpaquePointer, announceToClients: Bool) throws(WebSocketError) {
+    private static func trust(_ roots: TLSTrustRoots, in ctx: OpaquePointer, announceToClients: Bool)
+        throws(WebSocketError)
+    {
         let bundle: [UInt8]
         let name: String
         switch roots {
@@ -255,7 +263,9 @@ final class TLSContext: @unchecked Sendable {
 
 /// Hands OpenSSL the key's password (`userdata` is a C string, or nil for none). Without this
 /// callback OpenSSL would prompt on the terminal for an encrypted key.
-private func passwordCallback(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int32, _ rwflag: Int32, _ userdata: UnsafeMutableRawPointer?) -> Int32 {
+private func passwordCallback(
+    _ buffer: UnsafeMutablePointer<CChar>?, _ size: Int32, _ rwflag: Int32, _ userdata: UnsafeMutableRawPointer?
+) -> Int32 {
     guard let buffer, let userdata else { return 0 }
     let password = userdata.assumingMemoryBound(to: CChar.self)
     let length = min(Int(strlen(password)), Int(size))
@@ -273,7 +283,8 @@ private func withPassword<R>(_ password: String?, _ body: (UnsafeMutableRawPoint
 /// ALPN: choose `http/1.1` when the client offers it; otherwise go on without ALPN (a WebSocket
 /// upgrade is HTTP/1.1 whatever the client hoped for).
 private func selectHTTP11(
-    _ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?, _ outLength: UnsafeMutablePointer<UInt8>?,
+    _ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+    _ outLength: UnsafeMutablePointer<UInt8>?,
     _ offered: UnsafePointer<UInt8>?, _ offeredLength: UInt32, _ arg: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let offered, let out, let outLength else { return SSL_TLSEXT_ERR_NOACK }
@@ -294,8 +305,12 @@ private func selectHTTP11(
 }
 
 /// SNI: switch the connection to the identity the app's selector picked for the name.
-private func chooseBySNI(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePointer<Int32>?, _ arg: UnsafeMutableRawPointer?) -> Int32 {
-    guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return SSL_TLSEXT_ERR_OK }
+private func chooseBySNI(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePointer<Int32>?, _ arg: UnsafeMutableRawPointer?)
+    -> Int32
+{
+    guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else {
+        return SSL_TLSEXT_ERR_OK
+    }
     let tls = Unmanaged<TLSContext>.fromOpaque(arg).takeUnretainedValue()
     guard let identity = tls.select(serverName: String(cString: name)) else { return SSL_TLSEXT_ERR_OK }
     do throws(WebSocketError) {

@@ -76,7 +76,9 @@ enum TLSErrorMapping {
         guard ERR_GET_LIB(primary) == ERR_LIB_SSL else { return WebSocketError(.tlsHandshakeFailed, text) }
         let reason = ERR_GET_REASON(primary)
         if let alert = alertNumber(reason: reason) {
-            if alert == 116 { return WebSocketError(.certificateRequired, "\(text) (peer alert: certificate required)") }
+            if alert == 116 {
+                return WebSocketError(.certificateRequired, "\(text) (peer alert: certificate required)")
+            }
             return WebSocketError(.tlsAlertReceived, "\(text) (peer alert: \(alertName(alert)))")
         }
         switch reason {

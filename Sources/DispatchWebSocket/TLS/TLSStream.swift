@@ -1,4 +1,5 @@
 import COpenSSL
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -146,7 +147,9 @@ final class TLSStream: OutboundSink, @unchecked Sendable {
 
     /// Decrypts `ciphertext` (driving the handshake first). Plaintext goes to `deliver` in the
     /// loop's plaintext buffer; `deliver` returns false to stop (the channel closed).
-    func receive(_ ciphertext: UnsafeRawBufferPointer, deliver: (UnsafeMutableRawBufferPointer) -> Bool) -> ReceiveOutcome {
+    func receive(_ ciphertext: UnsafeRawBufferPointer, deliver: (UnsafeMutableRawBufferPointer) -> Bool)
+        -> ReceiveOutcome
+    {
         guard !failed else { return .failed(WebSocketError(.tlsError, "the TLS session has failed")) }
         input = ciphertext
         inputOffset = 0
@@ -221,7 +224,9 @@ final class TLSStream: OutboundSink, @unchecked Sendable {
             return WebSocketError(.tlsHandshakeFailed, "\(step) failed (SSL_get_error \(error))")
         }
         let mapped = TLSErrorMapping.drainErrorQueue(context: step)
-        if isHandshakeComplete && mapped.code == .tlsHandshakeFailed { return WebSocketError(.tlsError, mapped.message) }
+        if isHandshakeComplete && mapped.code == .tlsHandshakeFailed {
+            return WebSocketError(.tlsError, mapped.message)
+        }
         return mapped
     }
 
@@ -264,7 +269,10 @@ final class TLSStream: OutboundSink, @unchecked Sendable {
                 if staged == 0 && length >= Self.recordSize {
                     // Whole records straight from the payload, no staging copy.
                     let direct = length - length % Self.recordSize
-                    guard seal(base, direct) else { ok = false; break sealing }
+                    guard seal(base, direct) else {
+                        ok = false
+                        break sealing
+                    }
                     base += direct
                     length -= direct
                     taken += direct
@@ -277,7 +285,10 @@ final class TLSStream: OutboundSink, @unchecked Sendable {
                 length -= n
                 taken += n
                 if staged == Self.recordSize {
-                    guard seal(staging.baseAddress!, staged) else { ok = false; break sealing }
+                    guard seal(staging.baseAddress!, staged) else {
+                        ok = false
+                        break sealing
+                    }
                     staged = 0
                 }
             }
@@ -431,7 +442,8 @@ struct TLSOutputBuffer {
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         if count + bytes.count > storage.count {
             let grown = UnsafeMutableRawBufferPointer.allocate(
-                byteCount: max(count + bytes.count, storage.count * 2, TLSStream.maxSealPerWrite + 64 * 1024), alignment: 16)
+                byteCount: max(count + bytes.count, storage.count * 2, TLSStream.maxSealPerWrite + 64 * 1024),
+                alignment: 16)
             if count > 0 { grown.baseAddress!.copyMemory(from: storage.baseAddress!, byteCount: count) }
             storage.deallocate()
             storage = grown

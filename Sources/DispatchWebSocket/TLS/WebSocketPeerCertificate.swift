@@ -1,3 +1,5 @@
+import COpenSSL
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import COpenSSL
 
 /// A certificate the peer presented in the TLS handshake (the leaf), as litert/websocket.js's
 /// `peerCertificate`.

@@ -1,4 +1,5 @@
 import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -29,15 +30,19 @@ final class EventLoop: @unchecked Sendable {
 
     nonisolated(unsafe) private static let key = DispatchSpecificKey<UnsafeMutableRawPointer>()
 
-    private(set) lazy var readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readBufferSize, alignment: 16)
+    private(set) lazy var readBuffer = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: Self.readBufferSize, alignment: 16)
     /// Decrypted bytes of the loop's TLS connections, handed up like `readBuffer`.
-    private(set) lazy var tlsPlaintextBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    private(set) lazy var tlsPlaintextBuffer = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: 64 * 1024, alignment: 16)
     /// Small frames copied together into one TLS record.
-    private(set) lazy var tlsStagingBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSStream.recordSize, alignment: 16)
+    private(set) lazy var tlsStagingBuffer = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: TLSStream.recordSize, alignment: 16)
     /// Ciphertext of one OpenSSL call, before it is written (see ``TLSStream``).
     var tlsOutput = TLSOutputBuffer()
     let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: 2 * EventLoop.maxGather)
-    let headerArena = UnsafeMutableRawPointer.allocate(byteCount: EventLoop.maxGather * FrameHeader.maxSize, alignment: 8)
+    let headerArena = UnsafeMutableRawPointer.allocate(
+        byteCount: EventLoop.maxGather * FrameHeader.maxSize, alignment: 8)
 
     /// The loop's `.poller` sockets; created with the first one, so an unused loop holds no descriptor.
     private var poller: Poller?
@@ -104,7 +109,9 @@ final class EventLoop: @unchecked Sendable {
 
     /// Reports `fd`'s readiness to `client` on this loop, through `transport`, until the returned
     /// registration is cancelled (which also closes the descriptor, when asked). On the loop.
-    func register(_ fd: Int32, _ client: PollerClient, transport: WebSocketTransport) throws(WebSocketError) -> Readiness {
+    func register(_ fd: Int32, _ client: PollerClient, transport: WebSocketTransport) throws(WebSocketError)
+        -> Readiness
+    {
         switch transport {
         case .poller:
             if self.poller == nil { self.poller = try Poller(queue: queue, waker: waker) }
@@ -184,7 +191,8 @@ final class EventLoop: @unchecked Sendable {
             coarseNow = Self.now()
             let timer = DispatchSource.makeTimerSource(queue: queue)
             timer.schedule(
-                deadline: .now() + .nanoseconds(Int(Self.tickInterval)), repeating: .nanoseconds(Int(Self.tickInterval)),
+                deadline: .now() + .nanoseconds(Int(Self.tickInterval)),
+                repeating: .nanoseconds(Int(Self.tickInterval)),
                 leeway: .milliseconds(10))
             timer.setEventHandler { [unowned self] in tick() }
             timer.resume()

@@ -108,7 +108,9 @@ struct OutboundQueue {
 
     /// Recursion keeps every payload's storage pinned (`withUnsafeBytes`) while the iovecs that
     /// point into it are in use; depth is bounded by `EventLoop.maxGather`.
-    private func gather<Sink: OutboundSink>(_ index: Int, end: Int, iovecCount: Int, socket: Sink, loop: EventLoop) -> Socket.IOResult {
+    private func gather<Sink: OutboundSink>(_ index: Int, end: Int, iovecCount: Int, socket: Sink, loop: EventLoop)
+        -> Socket.IOResult
+    {
         if index == end {
             return socket.write(iovecs: loop.iovecs, count: iovecCount)
         }

@@ -1,4 +1,5 @@
 import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -186,7 +187,9 @@ private enum Kernel {
         return fd
     }
 
-    private static func control(_ pollFD: Int32, _ operation: Int32, _ fd: Int32, _ mask: UInt32, _ token: UInt64) -> Int32 {
+    private static func control(_ pollFD: Int32, _ operation: Int32, _ fd: Int32, _ mask: UInt32, _ token: UInt64)
+        -> Int32
+    {
         withUnsafeTemporaryAllocation(byteCount: eventSize, alignment: 8) { event in
             event.storeBytes(of: mask, as: UInt32.self)
             event.storeBytes(of: token, toByteOffset: dataOffset, as: UInt64.self)
@@ -237,7 +240,8 @@ private enum Kernel {
         return fd
     }
 
-    private static func change(_ pollFD: Int32, _ fd: Int32, _ filter: Int32, _ flags: Int32, _ token: UInt64) -> Int32 {
+    private static func change(_ pollFD: Int32, _ fd: Int32, _ filter: Int32, _ flags: Int32, _ token: UInt64) -> Int32
+    {
         var change = kevent(
             ident: UInt(fd), filter: Int16(filter), flags: UInt16(flags), fflags: 0, data: 0,
             udata: UnsafeMutableRawPointer(bitPattern: UInt(token)))

@@ -295,7 +295,9 @@ final class SocketChannel: PollerClient, @unchecked Sendable {
         guard tls.isHandshakeComplete else { return tls.writePending() }
         let outcome = outbound.write(to: tls, loop: loop, completed: &completed)
         guard case .drained = outcome else {
-            if case .closed(nil) = outcome, let error = TLSStream.error(tls.writeError ?? .endOfFile) { return .closed(error) }
+            if case .closed(nil) = outcome, let error = TLSStream.error(tls.writeError ?? .endOfFile) {
+                return .closed(error)
+            }
             return outcome
         }
         return tls.writePending()

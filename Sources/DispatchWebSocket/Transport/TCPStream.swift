@@ -65,7 +65,9 @@ package final class TCPStream: @unchecked Sendable {
         loop.execute { [self] in
             guard !finished else { return }
             guard let channel else { return early.append(bytes) }
-            loop.runEvent { channel.enqueue(OutboundChunk(header: nil, payload: .bytes(bytes), range: 0..<bytes.count)) }
+            loop.runEvent {
+                channel.enqueue(OutboundChunk(header: nil, payload: .bytes(bytes), range: 0..<bytes.count))
+            }
         }
     }
 
@@ -87,9 +89,11 @@ package final class TCPStream: @unchecked Sendable {
             let (socket, connected) = try Socket.connect(to: address)
             if connected { return established(socket, address) }
             pendingSocket = socket
-            let watch = try loop.register(socket.fd, ConnectWatcher { [weak self] in
-                self?.connectFinished(address, rest)
-            }, transport: transport)
+            let watch = try loop.register(
+                socket.fd,
+                ConnectWatcher { [weak self] in
+                    self?.connectFinished(address, rest)
+                }, transport: transport)
             connectWatch = watch
             try watch.watchWrites()
         } catch {
@@ -124,7 +128,9 @@ package final class TCPStream: @unchecked Sendable {
         channel.handler = ChannelAdapter(stream: self)
         channel.start()
         loop.runEvent {
-            for bytes in early { channel.enqueue(OutboundChunk(header: nil, payload: .bytes(bytes), range: 0..<bytes.count)) }
+            for bytes in early {
+                channel.enqueue(OutboundChunk(header: nil, payload: .bytes(bytes), range: 0..<bytes.count))
+            }
             early = []
             delegate?.streamConnected(self)
         }
