@@ -26,6 +26,14 @@ final class ChatRedisTests: XCTestCase {
     }
 
     /// Waits until `count` instances have sent a heartbeat and subscribed (both seen in Redis).
+    /// Instances A and B on `redis`, both registered there; returns their ports.
+    private func startTwoInstances(_ redis: RedisServerProcess) throws -> (Int, Int) {
+        let (_, portA) = try startInstance(redis, "A")
+        let (_, portB) = try startInstance(redis, "B")
+        waitForInstances(redis, 2)
+        return (portA, portB)
+    }
+
     private func waitForInstances(
         _ redis: RedisServerProcess, _ count: Int, file: StaticString = #filePath, line: UInt = #line
     ) {
@@ -54,9 +62,7 @@ final class ChatRedisTests: XCTestCase {
 
     func testMessagesReachEveryInstanceOnceInTheSameOrder() throws {
         let redis = try RedisServerProcess(self)
-        let (_, portA) = try startInstance(redis, "A")
-        let (_, portB) = try startInstance(redis, "B")
-        waitForInstances(redis, 2)
+        let (portA, portB) = try startTwoInstances(redis)
         let ada = ChatUser(port: portA)
         let ann = ChatUser(port: portA)
         let bob = ChatUser(port: portB)
@@ -86,9 +92,7 @@ final class ChatRedisTests: XCTestCase {
 
     func testPresenceAndHistoryAreSharedAndALateJoinerOnANewInstanceGetsTheHistory() throws {
         let redis = try RedisServerProcess(self)
-        let (_, portA) = try startInstance(redis, "A")
-        let (_, portB) = try startInstance(redis, "B")
-        waitForInstances(redis, 2)
+        let (portA, portB) = try startTwoInstances(redis)
         let cat = ChatUser(port: portB)
         cat.join("Cat")
         let ada = ChatUser(port: portA)
@@ -152,9 +156,7 @@ final class ChatRedisTests: XCTestCase {
 
     func testANicknameTakenOnOneInstanceIsRefusedOnAnother() throws {
         let redis = try RedisServerProcess(self)
-        let (_, portA) = try startInstance(redis, "A")
-        let (_, portB) = try startInstance(redis, "B")
-        waitForInstances(redis, 2)
+        let (portA, portB) = try startTwoInstances(redis)
         let ada = ChatUser(port: portA)
         ada.join("Ada")
         XCTAssertEqual(try redis.command(["GET", "chat:nick:ada"], wholeReply: true), "$1\r\nA\r\n")
@@ -179,9 +181,7 @@ final class ChatRedisTests: XCTestCase {
     /// resubscribe, and chat across instances again — nobody ever sees a message twice.
     func testRedisRestartKeepsLocalChatAndResumesCrossInstanceChatWithoutDuplicates() throws {
         let redis = try RedisServerProcess(self)
-        let (_, portA) = try startInstance(redis, "A")
-        let (_, portB) = try startInstance(redis, "B")
-        waitForInstances(redis, 2)
+        let (portA, portB) = try startTwoInstances(redis)
         let ada = ChatUser(port: portA)
         let ann = ChatUser(port: portA)
         let bob = ChatUser(port: portB)
