@@ -14,13 +14,15 @@ extension WebSocketConnection {
     }
 
     /// Sends a text message; see the `WebSocketMessage` overload of `send(_:)`.
-    public func send(_ text: String) async throws(WebSocketError) {
-        try await sendPaced(.text(text))
+    @inlinable
+    public nonisolated(nonsending) func send(_ text: String) async throws(WebSocketError) {
+        try await send(.text(text))
     }
 
     /// Sends a binary message; see the `WebSocketMessage` overload of `send(_:)`.
-    public func send(_ bytes: [UInt8]) async throws(WebSocketError) {
-        try await sendPaced(.binary(bytes))
+    @inlinable
+    public nonisolated(nonsending) func send(_ bytes: [UInt8]) async throws(WebSocketError) {
+        try await send(.binary(bytes))
     }
 
     /// Sends a message, pacing the caller by the peer.
@@ -45,11 +47,17 @@ extension WebSocketConnection {
     /// - Throws: ``WebSocketError`` `.notConnected` when the connection is closing or closed,
     ///   `.sendQueueFull` when ``WebSocketConfiguration/maxQueuedBytes`` would be exceeded,
     ///   `.cancelled`.
-    public func send(_ message: WebSocketMessage) async throws(WebSocketError) {
-        try await sendPaced(message)
+    @inlinable
+    public nonisolated(nonsending) func send(_ message: WebSocketMessage) async throws(WebSocketError) {
+        // Inlinable with a synchronous fast path: a send that need not wait makes no async call.
+        if try queueWithoutWaiting(message) { return }
+        try await sendWhenDrained(message)
     }
 
-    private func sendPaced(_ message: WebSocketMessage) async throws(WebSocketError) {
+    /// The send's fast path: queues `message` and returns `true` while the queue stays within
+    /// ``WebSocketConfiguration/highWaterMark``; `false` when the caller has to wait.
+    @usableFromInline
+    func queueWithoutWaiting(_ message: WebSocketMessage) throws(WebSocketError) -> Bool {
         if Task.isCancelled {
             close(code: .goingAway, description: "the task sending was cancelled")
             throw Self.cancelledError
@@ -63,15 +71,24 @@ extension WebSocketConnection {
             }
             if channel.bufferedAmount + count <= configuration.highWaterMark {
                 _ = send(message, completion: nil)  // the callback send
-                return
+                return true
             }
         }
         guard isConnected else { throw WebSocketError(.notConnected, "the connection is closing or closed") }
         let outbox = asyncOutbox()
         if bufferedAmount + outbox.bytesInFlight + count <= configuration.highWaterMark {
             outbox.submit(message, count: count, completion: nil, to: self)
-            return
+            return true
         }
+        return false
+    }
+
+    /// The send's slow path: the queue is above its high-water mark, so it resumes once this
+    /// message's bytes went to the kernel.
+    @usableFromInline
+    nonisolated(nonsending) func sendWhenDrained(_ message: WebSocketMessage) async throws(WebSocketError) {
+        let count = message.byteCount
+        let outbox = asyncOutbox()
         let once = AsyncResumeOnce<WebSocketError?>()
         let error = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<WebSocketError?, Never>) in

@@ -1,30 +1,47 @@
 /// The bounded buffer behind ``WebSocketConnection/messages``: the loop pushes each message as
-/// it is parsed, one consumer task takes them in order.
+/// it is parsed, one consumer task takes them in order, a whole batch (everything pushed since
+/// it last took) under one lock, then one by one from the iterator without any lock.
 ///
 /// Backpressure: when the buffer holds ``WebSocketConfiguration/maxBufferedMessages`` messages or
 /// ``WebSocketConfiguration/maxBufferedMessageBytes`` bytes, the connection stops reading
 /// (``WebSocketConnection/pause()``, on the loop, at once); when the consumer has taken it down to
 /// half of both, a hop to the loop re-checks and resumes. Pause and resume are both decided on the
-/// loop, so a stale resume cannot undo a newer pause. Messages already in the read being parsed
-/// when reading stops are still buffered, so the bound is the limit plus one read (256 KiB).
+/// loop, so a stale resume cannot undo a newer pause. The batch in the consumer's hands counts
+/// until the consumer comes back for the next one (it has then used it up). Messages already in
+/// the read being parsed when reading stops are still buffered, so the bound is the limit plus
+/// one read (256 KiB).
 ///
 /// At most one continuation waits (the single iterator), always taken out under the lock before
 /// it is resumed: it cannot be resumed twice, and close or cancellation always resumes it.
+@usableFromInline
 final class WebSocketInboundBuffer: @unchecked Sendable {
     // @unchecked Sendable: every mutable field is guarded by `lock`; `connection` and the limits
     // are immutable. The connection holds this buffer until it closes (its handlers are released
     // then), which ends the reference cycle.
 
-    typealias Continuation = UnsafeContinuation<Result<WebSocketMessage?, WebSocketError>, Never>
+    typealias Continuation = UnsafeContinuation<Void, Never>
+
+    /// What ``take(into:)`` found.
+    enum Taken {
+        /// Messages were moved into the batch.
+        case messages
+        /// Nothing yet: ``wait()``, then take again.
+        case empty
+        /// The sequence ends: `nil` (normal close, cancellation) or the close error, once.
+        case end(Result<WebSocketMessage?, WebSocketError>)
+    }
 
     let connection: WebSocketConnection
     private let maxMessages: Int
     private let maxBytes: Int
 
     private let lock = Lock()
+    /// Pushed and not taken yet, and their payload bytes.
     private var queue: [WebSocketMessage] = []
-    private var head = 0
-    private var bufferedBytes = 0
+    private var queuedBytes = 0
+    /// The batch the consumer took last: still counted against the limits until it takes again.
+    private var takenCount = 0
+    private var takenBytes = 0
     private var waiter: Continuation?
     /// How the sequence ends once the buffered messages are taken: `nil` while open, `.success`
     /// for a normal close, `.failure` for any other.
@@ -66,23 +83,21 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
     /// A message arrived. On the loop.
     func push(_ message: WebSocketMessage) {
         lock.lock()
-        if let waiter {
-            // The consumer is waiting, so the buffer is empty: hand the message over directly.
-            self.waiter = nil
-            lock.unlock()
-            waiter.resume(returning: .success(message))
-            return
-        }
         queue.append(message)
-        bufferedBytes += message.byteCount
-        let count = queue.count - head
+        queuedBytes += message.byteCount
+        let count = queue.count + takenCount
         if count > highestCount { highestCount = count }
-        let pause = !isPausedByBuffer && (count >= maxMessages || bufferedBytes >= maxBytes)
+        let pause =
+            !isPausedByBuffer && (count >= maxMessages || queuedBytes + takenBytes >= maxBytes)
         if pause {
             isPausedByBuffer = true
             pauseCount += 1
         }
+        let waiter = self.waiter
+        self.waiter = nil
         lock.unlock()
+        // The consumer resumes after this loop event, so it takes the whole read's messages at once.
+        waiter?.resume()
         if pause { connection.pause() }  // on the loop: reading stops before the next read
     }
 
@@ -103,9 +118,8 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
         if end == nil { end = result }
         let waiter = self.waiter
         self.waiter = nil
-        let outcome = waiter == nil ? nil : takeEnd()
         lock.unlock()
-        if let waiter, let outcome { waiter.resume(returning: outcome) }
+        waiter?.resume()
     }
 
     /// Resumes reading if the consumer caught up meanwhile. On the loop.
@@ -128,25 +142,6 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
         }
     }
 
-    /// The next message without suspending, or `nil` when the consumer must wait. Under `lock`.
-    private func takeAvailable() -> Result<WebSocketMessage?, WebSocketError>? {
-        if isCancelled { return .success(nil) }
-        if head < queue.count {
-            let message = queue[head]
-            head += 1
-            bufferedBytes -= message.byteCount
-            if head == queue.count {
-                queue.removeAll(keepingCapacity: queue.count <= 1024)
-                head = 0
-            } else if head >= 256 && head * 2 >= queue.count {
-                queue.removeFirst(head)
-                head = 0
-            }
-            return .success(message)
-        }
-        return end == nil ? nil : takeEnd()
-    }
-
     /// The end, reported once: a failure is thrown once, then the sequence returns `nil`. Under `lock`.
     private func takeEnd() -> Result<WebSocketMessage?, WebSocketError> {
         guard case .failure(let error) = end else { return .success(nil) }
@@ -155,15 +150,7 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
     }
 
     private var isCaughtUp: Bool {
-        queue.count - head <= maxMessages / 2 && bufferedBytes <= maxBytes / 2
-    }
-
-    /// Under `lock`: whether a hop to the loop should resume reading. The caller makes the hop
-    /// after unlocking.
-    private func needsResumeHop() -> Bool {
-        guard isPausedByBuffer && !resumeScheduled && isCaughtUp else { return false }
-        resumeScheduled = true
-        return true
+        queue.count + takenCount <= maxMessages / 2 && queuedBytes + takenBytes <= maxBytes / 2
     }
 
     private func scheduleResume() {
@@ -171,28 +158,45 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
         loop.async { [self] in loop.runEvent { resumeIfCaughtUp() } }
     }
 
-    func next(isolation actor: isolated (any Actor)? = #isolation) async -> Result<WebSocketMessage?, WebSocketError> {
-        if Task.isCancelled {
-            cancel()
-            return .success(nil)
-        }
-        // Fast path: a buffered message (or the end) is returned without suspending.
+    /// Moves everything pushed since the last take into `batch` (emptied first: the consumer has
+    /// used the previous batch up). Swapping the arrays keeps both allocations, so a steady
+    /// stream costs no allocation here.
+    func take(into batch: inout [WebSocketMessage]) -> Taken {
+        batch.removeAll(keepingCapacity: batch.capacity <= 1024)
         lock.lock()
-        if let available = takeAvailable() {
-            let hop = needsResumeHop()
-            lock.unlock()
-            if hop { scheduleResume() }
-            return available
+        takenCount = 0
+        takenBytes = 0
+        let taken: Taken
+        if isCancelled {
+            taken = .end(.success(nil))
+        } else if !queue.isEmpty {
+            swap(&queue, &batch)
+            takenCount = batch.count
+            takenBytes = queuedBytes
+            queuedBytes = 0
+            taken = .messages
+        } else if end != nil {
+            taken = .end(takeEnd())
+        } else {
+            taken = .empty
         }
+        // Whether a hop to the loop should resume reading (the caught-up test is redone there).
+        let hop = isPausedByBuffer && !resumeScheduled && isCaughtUp
+        if hop { resumeScheduled = true }
         lock.unlock()
-        return await withTaskCancellationHandler {
+        if hop { scheduleResume() }
+        return taken
+    }
+
+    /// Returns once something can be taken: a message, the end, or a cancellation.
+    /// `nonisolated(nonsending)`: it resumes on the caller's executor.
+    nonisolated(nonsending) func wait() async {
+        await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: Continuation) in
                 lock.lock()
-                if let available = takeAvailable() {
-                    let hop = needsResumeHop()
+                if !queue.isEmpty || end != nil || isCancelled {
                     lock.unlock()
-                    if hop { scheduleResume() }
-                    continuation.resume(returning: available)
+                    continuation.resume()
                     return
                 }
                 precondition(waiter == nil, "WebSocketConnection.messages is iterated by two tasks at once")
@@ -212,7 +216,7 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
         let waiter = self.waiter
         self.waiter = nil
         lock.unlock()
-        waiter?.resume(returning: .success(nil))
+        waiter?.resume()
         if !alreadyCancelled {
             connection.close(code: .goingAway, description: "the task reading messages was cancelled")
         }

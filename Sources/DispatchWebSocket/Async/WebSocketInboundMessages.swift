@@ -34,7 +34,7 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
     /// What ends the sequence with an error: a close other than 1000/1001/1005.
     public typealias Failure = WebSocketError
 
-    let buffer: WebSocketInboundBuffer
+    @usableFromInline let buffer: WebSocketInboundBuffer
 
     /// Starts the one iteration the sequence allows.
     public func makeAsyncIterator() -> AsyncIterator {
@@ -48,26 +48,67 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
         /// What ends the sequence with an error: a close other than 1000/1001/1005.
         public typealias Failure = WebSocketError
 
-        let buffer: WebSocketInboundBuffer
-        let isFirst: Bool
+        @usableFromInline let buffer: WebSocketInboundBuffer
+        @usableFromInline let isFirst: Bool
+        /// The messages taken from the buffer at its last take, handed out from `index` on.
+        @usableFromInline var batch: [WebSocketMessage] = []
+        @usableFromInline var index = 0
+
+        init(buffer: WebSocketInboundBuffer, isFirst: Bool) {
+            self.buffer = buffer
+            self.isFirst = isFirst
+        }
 
         /// The next message, in order; `nil` after a normal close or cancellation.
         /// - Throws: ``WebSocketError`` `.connectionClosed` after another close, `.invalidArgument`
         ///   from a second iterator.
         public mutating func next() async throws(WebSocketError) -> WebSocketMessage? {
             guard isFirst else { throw Self.secondIteration }
-            return try await buffer.next().get()
+            if index < batch.count && !Task.isCancelled {
+                index += 1
+                return batch[index - 1]
+            }
+            return try await takeNext()
         }
 
-        /// ``next()``, staying on the caller's actor (no executor hop for buffered messages).
+        /// ``next()``, staying on the caller's actor or executor.
+        ///
+        /// Inlinable, with a synchronous fast path, so that `for try await` takes a message of
+        /// the current batch without a lock, an async call or an executor hop (each hop is a call
+        /// into the concurrency runtime that takes the task's status lock when the task has a
+        /// task executor).
+        @inlinable
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(WebSocketError)
             -> WebSocketMessage?
         {
             guard isFirst else { throw Self.secondIteration }
-            return try await buffer.next(isolation: actor).get()
+            if index < batch.count && !Task.isCancelled {
+                index += 1
+                return batch[index - 1]
+            }
+            return try await takeNext()
         }
 
-        private static var secondIteration: WebSocketError {
+        /// The batch is used up (or the task was cancelled): takes the next one, waiting for it
+        /// if need be.
+        @usableFromInline
+        nonisolated(nonsending) mutating func takeNext() async throws(WebSocketError) -> WebSocketMessage? {
+            if Task.isCancelled { buffer.cancel() }
+            while true {
+                switch buffer.take(into: &batch) {
+                case .messages:
+                    index = 1
+                    return batch[0]
+                case .end(let end):
+                    index = 0
+                    return try end.get()
+                case .empty:
+                    await buffer.wait()
+                }
+            }
+        }
+
+        @usableFromInline static var secondIteration: WebSocketError {
             WebSocketError(.invalidArgument, "WebSocketConnection.messages can be iterated only once")
         }
     }
