@@ -51,11 +51,17 @@ let package = Package(
             dependencies: ["DispatchWebSocket"],
             path: "Examples/AutobahnClient"
         ),
-        .testTarget(name: "DispatchWebSocketTests", dependencies: ["DispatchWebSocket", "COpenSSL"]),
-        .testTarget(name: "ChatServerTests", dependencies: ["ChatRoom", "ChatRedis", "DispatchWebSocket"]),
+        // Loopback sockets for the tests' own peers (clients, fake servers, free ports), shared
+        // by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "DispatchWebSocketTests", dependencies: ["DispatchWebSocket", "COpenSSL", "TestSupport"]),
+        .testTarget(
+            name: "ChatServerTests", dependencies: ["ChatRoom", "ChatRedis", "DispatchWebSocket", "TestSupport"]),
         // Runs the example executables (found beside the test bundle) against their contracts;
         // depending on them makes `swift test` build them first.
-        .testTarget(name: "ExamplesTests", dependencies: ["EchoServer", "EchoClient", "AutobahnClient", "ChatServer"]),
+        .testTarget(
+            name: "ExamplesTests",
+            dependencies: ["EchoServer", "EchoClient", "AutobahnClient", "ChatServer", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

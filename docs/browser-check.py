@@ -116,6 +116,30 @@ def free_port():
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+def save_screenshot(page):
+    time.sleep(0.3)
+    shot = page.call("Page.captureScreenshot", format="png")
+    open(SHOT, "wb").write(base64.b64decode(shot["data"]))
+    print("screenshot:", SHOT)
+
+def tear_down(servers, then=()):
+    """Stops the chat servers (SIGTERM, SIGKILL after 10 s), then `then`, then the browsers;
+    prints the servers' log."""
+    for server in servers:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(10)
+        except Exception:
+            server.kill()
+    for process in then:
+        process.kill()
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait()
+    print("server log:\n" + open(f"{temp}/server.log").read())
+    shutil.rmtree(temp, ignore_errors=True)
+
 def redis_check():
     redis_port = free_port()
     def start_redis():
@@ -188,24 +212,9 @@ def redis_check():
         erin.wait("document.getElementById('log').innerText.includes('Welcome back, everyone')", "Erin gets the shared history")
         check("A still works" not in erin.text("log"),
               "a latecomer on B gets the history kept in Redis (since its restart)")
-        time.sleep(0.3)
-        shot = alice.call("Page.captureScreenshot", format="png")
-        open(SHOT, "wb").write(base64.b64decode(shot["data"]))
-        print("screenshot:", SHOT)
+        save_screenshot(alice)
     finally:
-        for server in servers:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(10)
-            except Exception:
-                server.kill()
-        redis.kill()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait()
-        print("server log:\n" + open(f"{temp}/server.log").read())
-        shutil.rmtree(temp, ignore_errors=True)
+        tear_down(servers, then=[redis])
 
 if REDIS:
     redis_check()
@@ -279,19 +288,6 @@ try:
     alice.wait("document.getElementById('log').innerText.includes('I just joined')", "Alice receives Erin's message")
     check(erin.eval("document.getElementById('text').value") == "", "the input is cleared after sending")
     erin.eval("document.getElementById('text').blur(); true")
-    time.sleep(0.3)
-    shot = erin.call("Page.captureScreenshot", format="png")
-    open(SHOT, "wb").write(base64.b64decode(shot["data"]))
-    print("screenshot:", SHOT)
+    save_screenshot(erin)
 finally:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(10)
-    except Exception:
-        server.kill()
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait()
-    print("server log:\n" + open(f"{temp}/server.log").read())
-    shutil.rmtree(temp, ignore_errors=True)
+    tear_down([server])

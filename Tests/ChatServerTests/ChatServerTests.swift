@@ -1,5 +1,6 @@
 import DispatchWebSocket
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import ChatRoom
@@ -73,35 +74,6 @@ final class ChatUser: @unchecked Sendable {
         send(["type": "join", "name": name])
         wait { !$0.messages(ofType: "welcome").isEmpty || $0.messages(ofType: "error").count > errors }
     }
-}
-
-/// A minimal blocking HTTP/1.1 GET over a raw socket (Foundation on Linux has no http: loader
-/// without FoundationNetworking).
-func httpGet(port: Int, path: String) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-    }
-    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
-    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    var response: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { break }
-        response += buffer[0..<n]
-    }
-    return String(decoding: response, as: UTF8.self)
 }
 
 final class ChatServerTests: XCTestCase {
@@ -308,13 +280,13 @@ final class ChatServerTests: XCTestCase {
 
     func testThePageIsServedOnTheSamePort() throws {
         let (_, port) = try startChat()
-        let page = try httpGet(port: port, path: "/")
+        let page = try Loopback.httpGet(port: port, path: "/")
         XCTAssertTrue(page.hasPrefix("HTTP/1.1 200"), page)
         XCTAssertTrue(page.lowercased().contains("content-type: text/html; charset=utf-8"))
         XCTAssertTrue(page.contains("new WebSocket("))
         XCTAssertTrue(page.contains("<title>DispatchWebSocket Chat</title>"))
         XCTAssertFalse(page.contains("http://") || page.contains("https://"), "the page loads nothing from the network")
-        XCTAssertTrue(try httpGet(port: port, path: "/nope").hasPrefix("HTTP/1.1 404"))
+        XCTAssertTrue(try Loopback.httpGet(port: port, path: "/nope").hasPrefix("HTTP/1.1 404"))
     }
 
     func testNicknameRules() {

@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 
 @testable import ChatRedis
@@ -110,18 +111,7 @@ final class RedisConnectionTests: XCTestCase {
 /// Bytes that are not RESP, from a fake server: a typed error, the connection dropped and retried.
 final class RedisConnectionGarbageTests: XCTestCase {
     func testGarbageFromTheServerIsAProtocolErrorAndTheConnectionIsRetried() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0
-            }
-        }
-        XCTAssertTrue(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let (listener, port) = try Loopback.bind(listeningWithBacklog: 8)
         let accepted = Events()
         let serving = DispatchGroup()
         serving.enter()

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// A throw-away `redis-server` on a free loopback port (nothing saved to disk), started by a
@@ -23,7 +24,7 @@ final class RedisServerProcess: @unchecked Sendable {
             throw XCTSkip("redis-server is not installed (apt-get install redis-server): skipping the Redis tests")
         }
         self.executable = executable
-        port = try Self.freePort()
+        port = try Loopback.freePort()
         try start()
         test.addTeardownBlock { [self] in stop() }
     }
@@ -63,20 +64,8 @@ final class RedisServerProcess: @unchecked Sendable {
     /// the reply's raw first line (`+PONG`, `:3`, `$5`…) or the whole reply for `wholeReply`.
     @discardableResult
     func command(_ arguments: [String], wholeReply: Bool = false) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try Loopback.connect(port: port, timeoutSeconds: 5)
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
         var request = "*\(arguments.count)\r\n"
         for argument in arguments { request += "$\(argument.utf8.count)\r\n\(argument)\r\n" }
         let bytes = Array(request.utf8)
@@ -84,10 +73,7 @@ final class RedisServerProcess: @unchecked Sendable {
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         // A blocking read until the first line is complete (and for whole replies, until idle).
-        if wholeReply {
-            var idle = timeval(tv_sec: 0, tv_usec: 200_000)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, socklen_t(MemoryLayout<timeval>.size))
-        }
+        if wholeReply { Loopback.setTimeout(fd, seconds: 0, microseconds: 200_000) }
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
@@ -95,22 +81,5 @@ final class RedisServerProcess: @unchecked Sendable {
             if !wholeReply, let end = reply.firstIndex(of: 13) { return String(decoding: reply[..<end], as: UTF8.self) }
         }
         return String(decoding: reply, as: UTF8.self)
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard ok else { throw POSIXError(.EADDRINUSE) }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 
 @testable import DispatchWebSocket
@@ -209,17 +210,7 @@ final class EmbeddingTests: XCTestCase {
         let server = WebSocketServer()
         try warmUpDescriptors()
         let baseline = openDescriptors()
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        XCTAssertEqual(bound, 0)
-        XCTAssertEqual(listen(fd, 16), 0)
+        let (fd, _) = try Loopback.bind(listeningWithBacklog: 16)
         let expected = Socket(fd: fd).localAddress()
 
         server.onRequest = { request in

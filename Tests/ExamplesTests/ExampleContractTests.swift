@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import TestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -42,7 +43,7 @@ final class ExampleContractTests: XCTestCase {
 
     func testEchoClientExitsNonZeroWhenNoServerListens() throws {
         // A port that was just free: bind it, read its number, close it.
-        let port = try Self.freePort()
+        let port = try Loopback.freePort()
         let run = try ExampleProcess.run(
             try executable("EchoClient"), ["ws://127.0.0.1:\(port)/", "--count", "1"], timeout: Self.processTimeout)
         XCTAssertNotEqual(run.status, 0, "EchoClient must fail when it cannot connect: \(run.output)")
@@ -70,7 +71,7 @@ final class ExampleContractTests: XCTestCase {
             line.split(separator: " ").first { $0.hasPrefix("http://") }.flatMap { URL(string: String($0)) }, line)
         let port = try XCTUnwrap(url.port, line)
         XCTAssertGreaterThan(port, 0, line)
-        let page = try Self.httpGet(port: port, path: "/")
+        let page = try Loopback.httpGet(port: port, path: "/", timeoutSeconds: 30)
         XCTAssertTrue(page.hasPrefix("HTTP/1.1 200"), String(page.prefix(200)))
         XCTAssertTrue(page.contains("<title>DispatchWebSocket Chat</title>"), String(page.prefix(400)))
         // Its Ctrl-C shutdown (status 0, pages reconnect) is docs/browser-check.py's to check.
@@ -107,54 +108,6 @@ final class ExampleContractTests: XCTestCase {
             throw ExampleContractFailure(description: "EchoServer did not print its port: \(server.output)")
         }
         return (server, port)
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw POSIXError(.EADDRINUSE) }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    /// One plain HTTP/1.1 GET over a blocking socket; the whole answer as text.
-    private static func httpGet(port: Int, path: String) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)  // hang guard
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-        guard connected else { throw POSIXError(.ECONNREFUSED) }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
-            throw POSIXError(.EPIPE)
-        }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { break }
-            answer += buffer[0..<count]
-        }
-        return String(decoding: answer, as: UTF8.self)
     }
 }
 
