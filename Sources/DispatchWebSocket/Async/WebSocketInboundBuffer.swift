@@ -37,7 +37,7 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
 
     private let lock = Lock()
     /// Pushed and not taken yet, and their payload bytes.
-    private var queue: [WebSocketMessage] = []
+    private var queue: [WebSocketMessage?] = []
     private var queuedBytes = 0
     /// The batch the consumer took last: still counted against the limits until it takes again.
     private var takenCount = 0
@@ -81,10 +81,11 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
     // MARK: From the loop
 
     /// A message arrived. On the loop.
-    func push(_ message: WebSocketMessage) {
+    func push(_ message: consuming WebSocketMessage) {
+        let bytes = message.byteCount
         lock.lock()
         queue.append(message)
-        queuedBytes += message.byteCount
+        queuedBytes += bytes
         let count = queue.count + takenCount
         if count > highestCount { highestCount = count }
         let pause =
@@ -159,9 +160,9 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
     }
 
     /// Moves everything pushed since the last take into `batch` (emptied first: the consumer has
-    /// used the previous batch up). Swapping the arrays keeps both allocations, so a steady
+    /// used the previous batch up, moving each message out and leaving `nil`). Swapping the arrays keeps both allocations, so a steady
     /// stream costs no allocation here.
-    func take(into batch: inout [WebSocketMessage]) -> Taken {
+    func take(into batch: inout [WebSocketMessage?]) -> Taken {
         batch.removeAll(keepingCapacity: batch.capacity <= 1024)
         lock.lock()
         takenCount = 0

@@ -50,8 +50,9 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
 
         @usableFromInline let buffer: WebSocketInboundBuffer
         @usableFromInline let isFirst: Bool
-        /// The messages taken from the buffer at its last take, handed out from `index` on.
-        @usableFromInline var batch: [WebSocketMessage] = []
+        /// The messages taken from the buffer at its last take, handed out (moved out, leaving
+        /// `nil`) from `index` on.
+        @usableFromInline var batch: [WebSocketMessage?] = []
         @usableFromInline var index = 0
 
         init(buffer: WebSocketInboundBuffer, isFirst: Bool) {
@@ -66,7 +67,7 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
             guard isFirst else { throw Self.secondIteration }
             if index < batch.count && !Task.isCancelled {
                 index += 1
-                return batch[index - 1]
+                return batch[index - 1].take()
             }
             return try await takeNext()
         }
@@ -84,7 +85,7 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
             guard isFirst else { throw Self.secondIteration }
             if index < batch.count && !Task.isCancelled {
                 index += 1
-                return batch[index - 1]
+                return batch[index - 1].take()
             }
             return try await takeNext()
         }
@@ -98,7 +99,7 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
                 switch buffer.take(into: &batch) {
                 case .messages:
                     index = 1
-                    return batch[0]
+                    return batch[0].take()
                 case .end(let end):
                     index = 0
                     return try end.get()

@@ -607,9 +607,9 @@ extension WebSocketConnection: ConnectionStateMachineOutput {
             priority: opcode != .close, nil)
     }
 
-    func deliverMessage(_ message: WebSocketMessage) {
+    func deliverMessage(_ message: consuming WebSocketMessage) {
         refreshHandlers()
-        if let inbound = handlers.inbound { return inbound.push(message) }
+        if let inbound = handlers.inbound { return inbound.push(message) }  // moved into the buffer
         handlers.message?(message)
     }
 

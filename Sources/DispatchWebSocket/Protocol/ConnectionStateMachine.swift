@@ -20,7 +20,7 @@ enum TransportCloseMode: Equatable {
 protocol ConnectionStateMachineOutput: AnyObject {
     /// Queue a control frame the protocol requires (a close reply or a close after a failure).
     func sendControlFrame(_ opcode: WebSocketOpcode, payload: [UInt8])
-    func deliverMessage(_ message: WebSocketMessage)
+    func deliverMessage(_ message: consuming WebSocketMessage)
     /// A data frame, when fragments are not assembled.
     func deliverFrame(_ frame: WebSocketFrame)
     /// A ping arrived while open; the connection runs the app's handler and answers it.
