@@ -402,6 +402,41 @@ final class AsyncAPITests: XCTestCase {
         XCTAssertEqual(fixture.closes.waitForCount(1).first?.0, .goingAway)
     }
 
+    func testCancellingWhileMessagesKeepComingEndsTheIterationAtTheBatchEnd() async throws {
+        let fixture = try startEchoServer(self)
+        var configuration = WebSocketClient.Configuration()
+        // Reading never pauses, so messages keep arriving while the consumer is busy: only the
+        // cancellation check when its batch is used up can end the iteration.
+        configuration.connection.maxBufferedMessages = 10_000
+        configuration.connection.maxBufferedMessageBytes = 16 << 20
+        let connection = try await WebSocketClient.connect(
+            url: "ws://127.0.0.1:\(fixture.port)/", configuration: configuration)
+        let first = EventLog<Int>()
+        let flooded = EventLog<Int>()
+        let task = Task {
+            var count = 0
+            for try await _ in connection.messages {
+                count += 1
+                guard count == 1 else { continue }
+                // The batch holds this one message (nothing else was sent yet). Cancel, then stay
+                // busy, without suspending, until many more messages are buffered behind it.
+                withUnsafeCurrentTask { $0?.cancel() }
+                first.append(1)
+                flooded.waitForCount(1)
+                let until = ContinuousClock.now + .milliseconds(100)
+                while ContinuousClock.now < until {}
+            }
+            return count
+        }
+        try await connection.send("first")
+        first.waitForCount(1)
+        for _ in 0..<2000 { connection.sendBytes([UInt8](repeating: 7, count: 1024)) }  // echoed back
+        flooded.append(1)
+        let count = try await withHangGuard { try await task.value }
+        XCTAssertEqual(count, 1, "messages were handed out after the batch ended in a cancelled task")
+        XCTAssertEqual(fixture.closes.waitForCount(1).first?.0, .goingAway)
+    }
+
     func testCancellingABlockedSendClosesWith1001AndLeaksNothing() async throws {
         let liveBefore = WebSocketConnection.liveCount.load(ordering: .relaxed)
         let serverCloses = EventLog<WebSocketCloseCode>()

@@ -70,7 +70,7 @@ extension WebSocketConnection {
                 throw WebSocketError(.notConnected, "the connection is closing or closed")
             }
             if channel.bufferedAmount + count <= configuration.highWaterMark {
-                _ = send(message, completion: nil)  // the callback send
+                enqueueOnLoop(message, count: count)
                 return true
             }
         }

@@ -4,8 +4,8 @@
 ///
 /// Backpressure: when the buffer holds ``WebSocketConfiguration/maxBufferedMessages`` messages or
 /// ``WebSocketConfiguration/maxBufferedMessageBytes`` bytes, the connection stops reading
-/// (``WebSocketConnection/pause()``, on the loop, at once); when the consumer has taken it down to
-/// half of both, a hop to the loop re-checks and resumes. Pause and resume are both decided on the
+/// (``WebSocketConnection/pause()``, on the loop, at once); when the consumer comes back for a
+/// batch and what is left is at most half of both, a hop to the loop re-checks and resumes. Pause and resume are both decided on the
 /// loop, so a stale resume cannot undo a newer pause. The batch in the consumer's hands counts
 /// until the consumer comes back for the next one (it has then used it up). Messages already in
 /// the read being parsed when reading stops are still buffered, so the bound is the limit plus

@@ -15,7 +15,8 @@
 /// - **Bounded**: while the consumer is behind by ``WebSocketConfiguration/maxBufferedMessages``
 ///   messages or ``WebSocketConfiguration/maxBufferedMessageBytes`` bytes, the connection stops
 ///   reading its socket, so the peer is slowed by TCP and memory stays bounded however slow the
-///   consumer is; reading resumes when it has caught up by half.
+///   consumer is; reading resumes when it has caught up by half (checked each time it has used
+///   up the messages it took from the buffer at once).
 /// - **From the start**: connections from ``WebSocketClient/connect(url:protocols:origin:headers:configuration:)``
 ///   and ``WebSocketServer/requests`` buffer from the moment they open, so no message is lost
 ///   before the first iteration. On another connection the buffer starts when `messages` is first
@@ -25,7 +26,9 @@
 ///   no effect on delivery). The other events (`onClose`, `onPing`, …) still fire.
 /// - **Iterate once**: a second iterator throws ``WebSocketError/Code-swift.struct/invalidArgument``.
 /// - **Cancellation**: cancelling the iterating task ends the iteration (`nil`) and closes the
-///   connection with 1001 (going away).
+///   connection with 1001 (going away): at once while it waits, otherwise once it has been
+///   handed the messages already taken from the buffer with the last one (those of one read at
+///   most; an async `send` in between throws at once).
 ///
 /// Not available with ``WebSocketConfiguration/assembleFragments`` off (frames go to `onFrame`).
 public struct WebSocketInboundMessages: AsyncSequence, Sendable {
@@ -65,7 +68,7 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
         ///   from a second iterator.
         public mutating func next() async throws(WebSocketError) -> WebSocketMessage? {
             guard isFirst else { throw Self.secondIteration }
-            if index < batch.count && !Task.isCancelled {
+            if index < batch.count {
                 index += 1
                 return batch[index - 1].take()
             }
@@ -83,7 +86,7 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
             -> WebSocketMessage?
         {
             guard isFirst else { throw Self.secondIteration }
-            if index < batch.count && !Task.isCancelled {
+            if index < batch.count {
                 index += 1
                 return batch[index - 1].take()
             }

@@ -320,6 +320,18 @@ public final class WebSocketConnection: @unchecked Sendable {
         }
     }
 
+    /// ``send(_:compress:completion:)`` for a caller known to be on the loop (the async `send`
+    /// from a task on ``taskExecutor``), without asking the queue again.
+    func enqueueOnLoop(_ message: WebSocketMessage, count: Int) {
+        switch message {
+        case .text(var text):
+            text.makeContiguousUTF8()
+            _ = enqueueMessage(.text, .text(text), count: count, compress: true, nil)
+        case .binary(let bytes):
+            _ = enqueueMessage(.binary, .bytes(bytes), count: count, compress: true, nil)
+        }
+    }
+
     /// Sends one message of a broadcast, on the loop: without context takeover its compressed
     /// form is shared through `cache` by every connection with the same compressor settings.
     func sendBroadcast(_ message: WebSocketMessage, cache: BroadcastDeflateCache) {
