@@ -25,6 +25,17 @@ import Glibc
 import Darwin
 #endif
 
+// SIGTERM and SIGINT are blocked in every thread from here on (threads inherit the mask; none
+// exists yet) and taken with `sigwait` by the main thread once the server listens, so a signal
+// sent at any moment, even before `listening` is printed, waits instead of being lost. (A
+// `DispatchSourceSignal` is registered later by libdispatch's manager thread; a signal that came
+// in between was ignored, and the server never stopped.)
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+sigaddset(&stopSignals, SIGTERM)
+sigaddset(&stopSignals, SIGINT)
+pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+
 /// Writes a line to standard error (`stderr` itself is not concurrency-safe to reference).
 func printError(_ message: String) {
     var line = message + "\n"
@@ -123,7 +134,7 @@ func serveAsync(_ requests: WebSocketServerRequests) async {
 
 if options.async {
     let requests = server.requests
-    Task { await serveAsync(requests) }
+    Task.detached { await serveAsync(requests) }  // the main thread stays in sigwait
 } else {
     server.onRequest = { request in
         guard let connection = try? request.accept(protocol: request.requestedProtocols.first) else { return }
@@ -143,17 +154,6 @@ if options.async {
     }
 }
 
-// Signals are handled before `listening` is printed: a supervisor may stop us right after it.
-signal(SIGTERM, SIG_IGN)
-signal(SIGINT, SIG_IGN)
-let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
-for source in signals {
-    source.setEventHandler {
-        server.shutDown { exit(0) }
-    }
-    source.resume()
-}
-
 do {
     let address = try server.listen(host: options.host, port: options.port)
     print("listening on \(address)")
@@ -162,4 +162,7 @@ do {
     printError("EchoServer: \(error)")
     exit(1)
 }
-dispatchMain()
+var signalNumber: Int32 = 0
+sigwait(&stopSignals, &signalNumber)
+server.shutDown { exit(0) }
+while true { sigwait(&stopSignals, &signalNumber) }  // further signals wait for the shutdown

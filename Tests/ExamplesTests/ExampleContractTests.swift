@@ -29,6 +29,27 @@ final class ExampleContractTests: XCTestCase {
         XCTAssertEqual(server.waitForExit(timeout: Self.processTimeout), 0, "SIGTERM shuts the server down, status 0")
     }
 
+    /// A supervisor may stop a server the moment it says it listens. Until the servers blocked
+    /// SIGTERM and SIGINT from their first line, about one such signal in eight was lost (the
+    /// Dispatch signal source was not registered yet) and the server ran on: repeated, so that a
+    /// window like that cannot pass unnoticed.
+    func testServersStopOnASignalSentTheMomentTheyListen() throws {
+        let servers: [(name: String, arguments: [String], signal: Int32)] = [
+            ("EchoServer", ["--port", "0"], SIGTERM), ("EchoServer", ["--port", "0"], SIGINT),
+            ("EchoServer", ["--port", "0", "--async"], SIGTERM), ("ChatServer", ["--port", "0"], SIGTERM),
+        ]
+        for (name, arguments, signal) in servers {
+            for attempt in 0..<10 {
+                let server = try ExampleProcess.start(try executable(name), arguments)
+                defer { server.kill() }
+                XCTAssertNotNil(server.readLine(timeout: Self.processTimeout), "\(name) printed nothing")
+                server.signal(signal)
+                XCTAssertEqual(
+                    server.waitForExit(timeout: 10), 0, "\(name) \(arguments) attempt \(attempt): signal \(signal)")
+            }
+        }
+    }
+
     func testEchoClientAgainstEchoServerExitsZeroForTextAndBinary() throws {
         let (server, port) = try startEchoServer()
         defer { server.kill() }

@@ -17,6 +17,17 @@ import Glibc
 import Darwin
 #endif
 
+// SIGTERM and SIGINT are blocked in every thread from here on (threads inherit the mask; none
+// exists yet) and taken with `sigwait` by the main thread once the server listens, so a signal
+// sent at any moment, even before `listening` is printed, waits instead of being lost. (A
+// `DispatchSourceSignal` is registered later by libdispatch's manager thread; a signal that came
+// in between was ignored, and the server never stopped.)
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+sigaddset(&stopSignals, SIGTERM)
+sigaddset(&stopSignals, SIGINT)
+pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+
 let usage = """
     usage: ChatServer [--host HOST] [--port PORT] [--allow-origin ORIGIN]... [--any-origin] [--tls-cert FILE --tls-key FILE]
                       [--redis URL] [--reuse-port] [--rate-limit N]
@@ -104,18 +115,6 @@ func parseConfiguration() -> ChatServer.Configuration {
 }
 
 let chat = ChatServer(configuration: parseConfiguration())
-// Ctrl-C or SIGTERM: every client gets a close frame with 1001 "server shutting down", then we
-// exit. Installed before the address is printed, so a signal right after that line is handled.
-signal(SIGINT, SIG_IGN)
-signal(SIGTERM, SIG_IGN)
-let signals = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
-for source in signals {
-    source.setEventHandler {
-        print("\nShutting down…")
-        chat.shutDown { exit(0) }
-    }
-    source.resume()
-}
 do {
     let address = try chat.start()
     // Listening on every interface: this machine is still reachable as localhost.
@@ -130,4 +129,10 @@ do {
     fail("cannot listen on \(chat.configuration.host):\(chat.configuration.port): \(error)")
 }
 
-dispatchMain()
+// Ctrl-C or SIGTERM: every client gets a close frame with 1001 "server shutting down", then we exit.
+var signalNumber: Int32 = 0
+sigwait(&stopSignals, &signalNumber)
+print("\nShutting down…")
+fflush(nil)
+chat.shutDown { exit(0) }
+while true { sigwait(&stopSignals, &signalNumber) }  // further signals wait for the shutdown
