@@ -1,4 +1,5 @@
 import COpenSSL
+import TestSupport
 
 @testable import DispatchWebSocket
 
@@ -23,9 +24,7 @@ final class RawClient {
     init(port: Int, host: String = "127.0.0.1", timeoutSeconds: Int = 10) throws {
         let address = try Socket.resolve(host: host, port: port, passive: false)[0]
         fd = socket(Int32(address.family), Int32(SOCK_STREAM.rawValue), 0)
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Loopback.setTimeout(fd, seconds: timeoutSeconds)
         let status = address.withSockAddr { connect(fd, $0, $1) }
         guard status == 0 else {
             close(fd)
@@ -37,9 +36,7 @@ final class RawClient {
     /// is closed on deinit.
     init(connectedFD: Int32, timeoutSeconds: Int = 10) {
         fd = connectedFD
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Loopback.setTimeout(fd, seconds: timeoutSeconds)
     }
 
     /// Connects to a Unix domain socket.

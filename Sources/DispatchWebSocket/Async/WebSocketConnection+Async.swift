@@ -70,7 +70,7 @@ extension WebSocketConnection {
                 throw WebSocketError(.notConnected, "the connection is closing or closed")
             }
             if channel.bufferedAmount + count <= configuration.highWaterMark {
-                enqueueOnLoop(message, count: count)
+                enqueueOnLoop(message)
                 return true
             }
         }

@@ -5,11 +5,11 @@
 /// Backpressure: when the buffer holds ``WebSocketConfiguration/maxBufferedMessages`` messages or
 /// ``WebSocketConfiguration/maxBufferedMessageBytes`` bytes, the connection stops reading
 /// (``WebSocketConnection/pause()``, on the loop, at once); when the consumer comes back for a
-/// batch and what is left is at most half of both, a hop to the loop re-checks and resumes. Pause and resume are both decided on the
-/// loop, so a stale resume cannot undo a newer pause. The batch in the consumer's hands counts
-/// until the consumer comes back for the next one (it has then used it up). Messages already in
-/// the read being parsed when reading stops are still buffered, so the bound is the limit plus
-/// one read (256 KiB).
+/// batch and what is left is at most half of both, a hop to the loop re-checks and resumes.
+/// Pause and resume are both decided on the loop, so a stale resume cannot undo a newer pause.
+/// The batch in the consumer's hands counts until the consumer comes back for the next one (it
+/// has then used it up). Messages already in the read being parsed when reading stops are still
+/// buffered, so the bound is the limit plus one read (256 KiB).
 ///
 /// At most one continuation waits (the single iterator), always taken out under the lock before
 /// it is resumed: it cannot be resumed twice, and close or cancellation always resumes it.
@@ -160,8 +160,8 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
     }
 
     /// Moves everything pushed since the last take into `batch` (emptied first: the consumer has
-    /// used the previous batch up, moving each message out and leaving `nil`). Swapping the arrays keeps both allocations, so a steady
-    /// stream costs no allocation here.
+    /// used the previous batch up, moving each message out and leaving `nil`). Swapping the
+    /// arrays keeps both allocations, so a steady stream costs no allocation here.
     func take(into batch: inout [WebSocketMessage?]) -> Taken {
         batch.removeAll(keepingCapacity: batch.capacity <= 1024)
         lock.lock()

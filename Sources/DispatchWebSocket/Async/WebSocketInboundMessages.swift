@@ -67,12 +67,7 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
         /// - Throws: ``WebSocketError`` `.connectionClosed` after another close, `.invalidArgument`
         ///   from a second iterator.
         public mutating func next() async throws(WebSocketError) -> WebSocketMessage? {
-            guard isFirst else { throw Self.secondIteration }
-            if index < batch.count {
-                index += 1
-                return batch[index - 1].take()
-            }
-            return try await takeNext()
+            try await next(isolation: nil)
         }
 
         /// ``next()``, staying on the caller's actor or executor.

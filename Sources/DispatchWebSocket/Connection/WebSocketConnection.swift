@@ -294,10 +294,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     public func sendUTF(_ text: String, compress: Bool = true, completion: WebSocketSendCompletion? = nil)
         -> WebSocketSendStatus
     {
-        var text = text
-        text.makeContiguousUTF8()
-        let count = text.utf8.count
-        return submitMessage(.text, .text(text), count: count, compress: compress, completion)
+        send(.text(text), compress: compress, completion: completion)
     }
 
     /// Sends a binary message. See ``sendUTF(_:compress:completion:)`` for `compress`, the
@@ -306,7 +303,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     public func sendBytes(_ bytes: [UInt8], compress: Bool = true, completion: WebSocketSendCompletion? = nil)
         -> WebSocketSendStatus
     {
-        submitMessage(.binary, .bytes(bytes), count: bytes.count, compress: compress, completion)
+        send(.binary(bytes), compress: compress, completion: completion)
     }
 
     /// Sends a message of either kind. See ``sendUTF(_:compress:completion:)``.
@@ -314,34 +311,33 @@ public final class WebSocketConnection: @unchecked Sendable {
     public func send(_ message: WebSocketMessage, compress: Bool = true, completion: WebSocketSendCompletion? = nil)
         -> WebSocketSendStatus
     {
-        switch message {
-        case .text(let text): return sendUTF(text, compress: compress, completion: completion)
-        case .binary(let bytes): return sendBytes(bytes, compress: compress, completion: completion)
-        }
+        let (opcode, payload, count) = Self.framing(message)
+        return submitMessage(opcode, payload, count: count, compress: compress, completion)
     }
 
     /// ``send(_:compress:completion:)`` for a caller known to be on the loop (the async `send`
     /// from a task on ``taskExecutor``), without asking the queue again.
-    func enqueueOnLoop(_ message: WebSocketMessage, count: Int) {
+    func enqueueOnLoop(_ message: WebSocketMessage) {
+        let (opcode, payload, count) = Self.framing(message)
+        _ = enqueueMessage(opcode, payload, count: count, compress: true, nil)
+    }
+
+    /// A message's opcode and payload as every send queues them (text made contiguous UTF-8, so
+    /// the frame can point into it), and its payload size.
+    private static func framing(_ message: WebSocketMessage) -> (WebSocketOpcode, OutboundPayload, count: Int) {
         switch message {
         case .text(var text):
             text.makeContiguousUTF8()
-            _ = enqueueMessage(.text, .text(text), count: count, compress: true, nil)
+            return (.text, .text(text), text.utf8.count)
         case .binary(let bytes):
-            _ = enqueueMessage(.binary, .bytes(bytes), count: count, compress: true, nil)
+            return (.binary, .bytes(bytes), bytes.count)
         }
     }
 
     /// Sends one message of a broadcast, on the loop: without context takeover its compressed
     /// form is shared through `cache` by every connection with the same compressor settings.
     func sendBroadcast(_ message: WebSocketMessage, cache: BroadcastDeflateCache) {
-        let opcode: WebSocketOpcode
-        let payload: OutboundPayload
-        switch message {
-        case .text(let text): (opcode, payload) = (.text, .text(text))  // made contiguous by broadcastUTF
-        case .binary(let bytes): (opcode, payload) = (.binary, .bytes(bytes))
-        }
-        let count = payload.withUnsafeBytes { $0.count }
+        let (opcode, payload, count) = Self.framing(message)  // broadcastUTF made the text contiguous already
         var compressed: [UInt8]?
         if let deflate, deflate.parameters.outboundNoContextTakeover, deflate.shouldCompress(count: count) {
             compressed = cache.compressed(payload, key: deflate.deflaterKey)
