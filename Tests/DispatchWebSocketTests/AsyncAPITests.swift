@@ -126,6 +126,18 @@ final class AsyncAPITests: XCTestCase {
         XCTAssertEqual(offLoop.load(ordering: .relaxed), 0)
     }
 
+    /// `next(isolation:)` and `send` are `nonisolated(nonsending)`: called from an actor they run
+    /// on it and return there, so the actor's state is never touched from the loop's thread.
+    func testIteratingAndSendingFromAnActorStayOnTheActor() async throws {
+        let (_, port) = try startAsyncServer(self) { connection in
+            await QueueActor().echo(connection)
+        }
+        let messages = (0..<300).map { WebSocketMessage.text("message \($0)") }
+        XCTAssertEqual(callbackRoundTrip(port: port, messages), messages)
+        XCTAssertEqual(QueueActor.offActor.load(ordering: .relaxed), 0)
+        XCTAssertEqual(QueueActor.echoed.load(ordering: .relaxed), messages.count)
+    }
+
     /// oven-sh/bun#32483: handlers must not run concurrently and reorder messages.
     func testEachConnectionHandlesMessagesOneAtATimeInOrder() async throws {
         let (_, port) = try startAsyncServer(self, handle: asyncEcho)
@@ -586,4 +598,41 @@ final class AsyncAPITests: XCTestCase {
 func errorCode<T>(_ result: Result<T, any Error>) -> WebSocketError.Code? {
     if case .failure(let error as WebSocketError) = result { return error.code }
     return nil
+}
+
+/// An actor on its own dispatch queue, so a test can tell whether code runs on it.
+actor QueueActor {
+    final class QueueExecutor: SerialExecutor {
+        // Sendable: the queue and the key are immutable and thread-safe.
+        let queue = DispatchQueue(label: "QueueActor")
+        static let key = DispatchSpecificKey<Bool>()
+        init() { queue.setSpecific(key: Self.key, value: true) }
+        func enqueue(_ job: consuming ExecutorJob) {
+            let job = UnownedJob(job)
+            let executor = asUnownedSerialExecutor()
+            queue.async { job.runSynchronously(on: executor) }
+        }
+    }
+
+    static let offActor = Atomic<Int>(0)
+    static let echoed = Atomic<Int>(0)
+    private let executor = QueueExecutor()
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    private func check() {
+        if DispatchQueue.getSpecific(key: QueueExecutor.key) != true { Self.offActor.add(1, ordering: .relaxed) }
+    }
+
+    func echo(_ connection: WebSocketConnection) async {
+        check()
+        do {
+            for try await message in connection.messages {
+                check()
+                Self.echoed.add(1, ordering: .relaxed)  // before the echo leaves, so the test sees it
+                try await connection.send(message)
+                check()
+            }
+        } catch {}
+        check()
+    }
 }

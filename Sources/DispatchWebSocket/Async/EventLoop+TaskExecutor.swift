@@ -5,8 +5,7 @@
 /// the replies of a whole read leave in the one gathered write, as `onMessage` replies do.
 extension EventLoop: TaskExecutor {
     func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        executeAfterCurrentEvent { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+        runAfterCurrentEvent(UnownedJob(job))
     }
 }
 

@@ -75,9 +75,12 @@ public struct WebSocketInboundMessages: AsyncSequence, Sendable {
         /// Inlinable, with a synchronous fast path, so that `for try await` takes a message of
         /// the current batch without a lock, an async call or an executor hop (each hop is a call
         /// into the concurrency runtime that takes the task's status lock when the task has a
-        /// task executor).
+        /// task executor). `nonisolated(nonsending)` rather than an `isolated` parameter for the
+        /// same reason: it runs on the caller's actor or executor either way (`for try await`
+        /// passes `#isolation`), but a function with an `isolated` parameter hops to it on entry,
+        /// once per message, while a `nonsending` one is already there.
         @inlinable
-        public mutating func next(isolation actor: isolated (any Actor)?) async throws(WebSocketError)
+        public nonisolated(nonsending) mutating func next(isolation actor: (any Actor)?) async throws(WebSocketError)
             -> WebSocketMessage?
         {
             guard isFirst else { throw Self.secondIteration }

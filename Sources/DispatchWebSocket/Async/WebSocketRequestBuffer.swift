@@ -44,7 +44,9 @@ final class WebSocketRequestBuffer: @unchecked Sendable {
         for waiter in waiters { waiter.continuation.resume(returning: nil) }
     }
 
-    func next(isolation actor: isolated (any Actor)? = #isolation) async -> WebSocketRequest? {
+    /// The next request; `nil` once the server shuts down or the task is cancelled. Runs on the
+    /// caller's executor.
+    nonisolated(nonsending) func next() async -> WebSocketRequest? {
         lock.lock()
         let id = nextID
         nextID += 1

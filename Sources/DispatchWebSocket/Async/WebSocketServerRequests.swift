@@ -28,9 +28,10 @@ public struct WebSocketServerRequests: AsyncSequence, Sendable {
             await buffer.next()
         }
 
-        /// ``next()``, staying on the caller's actor.
-        public mutating func next(isolation actor: isolated (any Actor)?) async -> WebSocketRequest? {
-            await buffer.next(isolation: actor)
+        /// ``next()``, staying on the caller's actor or executor (`nonisolated(nonsending)`, like
+        /// ``WebSocketInboundMessages/AsyncIterator/next(isolation:)``).
+        public nonisolated(nonsending) mutating func next(isolation actor: (any Actor)?) async -> WebSocketRequest? {
+            await buffer.next()
         }
     }
 }

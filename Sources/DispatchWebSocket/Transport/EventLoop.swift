@@ -19,6 +19,12 @@ protocol LoopTickHandler: AnyObject {
 ///
 /// Everything here is touched only on ``queue``, which is why it is `@unchecked Sendable`.
 final class EventLoop: @unchecked Sendable {
+    /// Work deferred to the end of the current event.
+    private enum Deferred {
+        case body(() -> Void)
+        case job(UnownedJob)
+    }
+
     let queue: DispatchQueue
     /// How often timeouts and keepalive are checked. Timeouts are accurate to this.
     static let tickInterval: UInt64 = 100_000_000
@@ -55,8 +61,11 @@ final class EventLoop: @unchecked Sendable {
 
     /// Channels with queued bytes, written when the current event ends (corking).
     private var pendingFlush: [SocketChannel] = []
-    /// Work to run when the current event ends, before its writes go out.
-    private var deferred: [() -> Void] = []
+    /// Work to run when the current event ends, before its writes go out, in order: closures
+    /// and the jobs of tasks that prefer this loop (stored as they are, so resuming a task
+    /// allocates nothing). `running` is the batch being run, kept to reuse its storage.
+    private var deferred: [Deferred] = []
+    private var running: [Deferred] = []
     private var eventDepth = 0
     private var flushScheduled = false
 
@@ -143,19 +152,33 @@ final class EventLoop: @unchecked Sendable {
     /// connection accepted inside `onRequest` starts only after the handler has set its events.
     func executeAfterCurrentEvent(_ body: @escaping @Sendable () -> Void) {
         if inLoop && eventDepth > 0 {
-            deferred.append(body)
+            deferred.append(.body(body))
         } else {
             async { [self] in runEvent(body) }
         }
     }
 
+    /// Runs `job` like ``executeAfterCurrentEvent(_:)`` runs a closure (the task executor's `enqueue`).
+    func runAfterCurrentEvent(_ job: UnownedJob) {
+        if inLoop && eventDepth > 0 {
+            deferred.append(.job(job))
+        } else {
+            async { [self] in runEvent { job.runSynchronously(on: asUnownedTaskExecutor()) } }
+        }
+    }
+
     private func runDeferred() {
         while !deferred.isEmpty {
-            let work = deferred
-            deferred.removeAll()
+            swap(&deferred, &running)  // what runs now may defer more, into the emptied array
             eventDepth += 1
-            for body in work { body() }
+            for item in running {
+                switch item {
+                case .body(let body): body()
+                case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+                }
+            }
             eventDepth -= 1
+            running.removeAll(keepingCapacity: true)
         }
     }
 
