@@ -1,15 +1,16 @@
 /// The bounded buffer behind ``WebSocketConnection/messages``: the loop pushes each message as
-/// it is parsed, one consumer task takes them in order, a whole batch (everything pushed since
+/// it is parsed (without a lock) and publishes a read's messages at once at the end of that read
+/// (one lock); one consumer task takes them in order, a whole batch (everything published since
 /// it last took) under one lock, then one by one from the iterator without any lock.
 ///
 /// Backpressure: when the buffer holds ``WebSocketConfiguration/maxBufferedMessages`` messages or
-/// ``WebSocketConfiguration/maxBufferedMessageBytes`` bytes, the connection stops reading
-/// (``WebSocketConnection/pause()``, on the loop, at once); when the consumer comes back for a
-/// batch and what is left is at most half of both, a hop to the loop re-checks and resumes.
-/// Pause and resume are both decided on the loop, so a stale resume cannot undo a newer pause.
-/// The batch in the consumer's hands counts until the consumer comes back for the next one (it
-/// has then used it up). Messages already in the read being parsed when reading stops are still
-/// buffered, so the bound is the limit plus one read (256 KiB).
+/// ``WebSocketConfiguration/maxBufferedMessageBytes`` bytes at the end of a read, the connection
+/// stops reading (``WebSocketConnection/pause()``, on the loop, before the next read); when the
+/// consumer comes back for a batch and what is left is at most half of both, a hop to the loop
+/// re-checks and resumes. Pause and resume are both decided on the loop, so a stale resume cannot
+/// undo a newer pause. The batch in the consumer's hands counts until the consumer comes back for
+/// the next one (it has then used it up). The read that crosses the limit is buffered whole, so
+/// the bound is the limit plus one read (256 KiB).
 ///
 /// At most one continuation waits (the single iterator), always taken out under the lock before
 /// it is resumed: it cannot be resumed twice, and close or cancellation always resumes it.
@@ -35,8 +36,13 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
     private let maxMessages: Int
     private let maxBytes: Int
 
+    /// Pushed during the current read and not published yet, and their payload bytes. Only
+    /// touched on the loop.
+    private var staged: [WebSocketMessage?] = []
+    private var stagedBytes = 0
+
     private let lock = Lock()
-    /// Pushed and not taken yet, and their payload bytes.
+    /// Published and not taken yet, and their payload bytes.
     private var queue: [WebSocketMessage?] = []
     private var queuedBytes = 0
     /// The batch the consumer took last: still counted against the limits until it takes again.
@@ -80,12 +86,30 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
 
     // MARK: From the loop
 
-    /// A message arrived. On the loop.
+    /// A message arrived. On the loop, inside a read that ends with ``publish()``.
     func push(_ message: consuming WebSocketMessage) {
-        let bytes = message.byteCount
+        stagedBytes += message.byteCount
+        staged.append(message)
+    }
+
+    /// Moves the staged messages behind the published ones. On the loop, under `lock`.
+    private func publishStaged() {
+        if queue.isEmpty {
+            swap(&queue, &staged)  // keeps both allocations
+        } else {
+            for index in staged.indices { queue.append(staged[index].take()) }
+            staged.removeAll(keepingCapacity: true)
+        }
+        queuedBytes += stagedBytes
+        stagedBytes = 0
+    }
+
+    /// The read is over: its messages go to the consumer at once, and reading pauses if they
+    /// filled the buffer. On the loop.
+    func publish() {
+        guard !staged.isEmpty else { return }
         lock.lock()
-        queue.append(message)
-        queuedBytes += bytes
+        publishStaged()
         let count = queue.count + takenCount
         if count > highestCount { highestCount = count }
         let pause =
@@ -116,6 +140,7 @@ final class WebSocketInboundBuffer: @unchecked Sendable {
             result = .failure(error)
         }
         lock.lock()
+        publishStaged()  // messages of the read that closed it come first
         if end == nil { end = result }
         let waiter = self.waiter
         self.waiter = nil

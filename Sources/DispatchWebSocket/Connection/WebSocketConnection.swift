@@ -152,7 +152,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         if !initialBytes.isEmpty {
             var bytes = initialBytes
             loop.runEvent {
-                bytes.withUnsafeMutableBytes { machine.receive($0) }
+                bytes.withUnsafeMutableBytes { channelRead($0) }  // as if just read
             }
         }
         channel.start()
@@ -679,6 +679,7 @@ extension WebSocketConnection: ChannelHandler {
     func channelRead(_ bytes: UnsafeMutableRawBufferPointer) {
         lastInbound = loop.coarseNow
         machine.receive(bytes)
+        handlers.inbound?.publish()  // the messages of this read reach `messages` at once
         if configuration.maxMessageDuration != nil {
             if !machine.isReceivingMessage {
                 messageStartedAt = 0
