@@ -47,16 +47,33 @@ final class TestProxy: @unchecked Sendable {
         Thread { [self] in acceptLoop() }.start()
     }
 
-    /// Stops accepting (wakes the blocked `accept`) and closes the listener.
+    /// Set by ``stop()``; the accept loop closes the listener once it sees it.
+    private let stopped = LockedValue(false)
+
+    /// Stops accepting: wakes the blocked `accept`, and the accept loop closes the listener. The
+    /// loop closes it, not this, because a loop between two `accept`s would otherwise call the
+    /// next one on a closed descriptor number that the next test's listener may already reuse,
+    /// and steal that test's connection.
     func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
+        stopped.withLock { stopped in
+            guard !stopped else { return }
+            stopped = true
+            shutdown(fd, Int32(SHUT_RDWR))
+        }
     }
 
     private func acceptLoop() {
         while true {
             let client = accept(fd, nil, nil)
-            guard client >= 0 else { return }
+            if client < 0 {
+                let done = stopped.withLock { stopped in
+                    if stopped { close(fd) }
+                    return stopped
+                }
+                if done { return }
+                usleep(1_000)  // EMFILE from a test that exhausts descriptors, or an aborted connection
+                continue
+            }
             active.withLock { $0 += 1 }
             Thread { [self] in serve(client) }.start()
         }
