@@ -22,10 +22,23 @@ final class FakeServer: @unchecked Sendable {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) & ~O_NONBLOCK)
     }
 
+    /// Who closes the listener: `deinit`, unless a serving thread still uses it (then the thread,
+    /// when it ends). Closing it under a thread that goes on to call `accept` would let that
+    /// thread take a connection meant for a later test's listener on the reused number.
+    private let listener = LockedValue((serving: false, released: false))
+
     func serve(connections: Int = 1) {
+        listener.withLock { $0.serving = true }
         let fd = self.fd
         let respond = self.respond
+        let listener = self.listener
         DispatchQueue.global().async {
+            defer {
+                listener.withLock {
+                    $0.serving = false
+                    if $0.released { close(fd) }
+                }
+            }
             for _ in 0..<connections {
                 let client = accept(fd, nil, nil)
                 guard client >= 0 else { return }
@@ -44,7 +57,16 @@ final class FakeServer: @unchecked Sendable {
         }
     }
 
-    deinit { close(fd) }
+    deinit {
+        listener.withLock {
+            $0.released = true
+            if $0.serving {
+                shutdown(fd, Int32(SHUT_RDWR))  // wakes a blocked `accept`; the thread closes it
+            } else {
+                close(fd)
+            }
+        }
+    }
 
     /// The accept value for the key in a request head.
     static func acceptValue(_ head: String) -> String {
@@ -258,22 +280,28 @@ final class BrowserWebSocketTests: XCTestCase {
     func testStateTransitionsAndEvents() throws {
         let fixture = try startEchoServer(self)
         let log = EventLog<String>()
-        let socket = try WebSocket(url: "ws://127.0.0.1:\(fixture.port)/", protocols: ["chat"])
-        XCTAssertEqual(socket.readyState, .connecting)
-        XCTAssertThrowsError(try socket.send("too early")) {
-            XCTAssertEqual(($0 as? WebSocketError)?.code, .notConnected)
+        var listener: WebSocket.ListenerID?
+        // configure runs before connecting starts: the state and the handlers cannot race the open.
+        let socket = try WebSocket(url: "ws://127.0.0.1:\(fixture.port)/", protocols: ["chat"]) { socket in
+            XCTAssertEqual(socket.readyState, .connecting)
+            do {
+                try socket.send("too early")
+                XCTFail("sent before the socket was open")
+            } catch {
+                XCTAssertEqual((error as? WebSocketError)?.code, .notConnected)
+            }
+            socket.onopen = { log.append("open") }
+            socket.onmessage = { message in if case .text(let text) = message { log.append("message:\(text)") } }
+            socket.onclose = { event in log.append("close:\(event.code):\(event.reason):\(event.wasClean)") }
+            listener = socket.addEventListener(.message) { _ in log.append("listener") }
         }
-        socket.onopen = { log.append("open") }
-        socket.onmessage = { message in if case .text(let text) = message { log.append("message:\(text)") } }
-        socket.onclose = { event in log.append("close:\(event.code):\(event.reason):\(event.wasClean)") }
-        let listener = socket.addEventListener(.message) { _ in log.append("listener") }
         log.wait { $0.contains("open") }
         XCTAssertEqual(socket.readyState, .open)
         XCTAssertEqual(socket.protocol, "chat")
         XCTAssertEqual(socket.extensions, "")
         try socket.send("hi")
         log.wait { $0.contains("message:hi") && $0.contains("listener") }
-        socket.removeEventListener(listener)
+        socket.removeEventListener(try XCTUnwrap(listener))
         // Closed from a handler, as a page would: the loop cannot see the server's reply before
         // the handler returns, so the state in between is observable without a race.
         _ = socket.addEventListener(.message) { [weak socket] _ in
@@ -314,9 +342,10 @@ final class BrowserWebSocketTests: XCTestCase {
     func testClosingWhileConnectingFailsTheConnection() throws {
         let fixture = try startEchoServer(self)
         let log = EventLog<String>()
-        let socket = try WebSocket(url: "ws://127.0.0.1:\(fixture.port)/")
-        socket.onerror = { _ in log.append("error") }
-        socket.onclose = { event in log.append("close:\(event.code):\(event.wasClean)") }
+        let socket = try WebSocket(url: "ws://127.0.0.1:\(fixture.port)/") { socket in
+            socket.onerror = { _ in log.append("error") }
+            socket.onclose = { event in log.append("close:\(event.code):\(event.wasClean)") }
+        }
         try socket.close()
         log.wait { $0.contains { $0.hasPrefix("close:") } }
         XCTAssertEqual(socket.readyState, .closed)

@@ -210,13 +210,14 @@ final class PerMessageDeflateLoopbackTests: XCTestCase {
     /// The browser-style WebSocket offers deflate by default and says what was agreed.
     func testBrowserStyleWebSocketReportsExtensions() throws {
         let fixture = try startEchoServer(self) { $0.perMessageDeflate = PerMessageDeflateOptions() }
-        let socket = try WebSocket(url: "ws://127.0.0.1:\(fixture.port)/")
         let long = String(repeating: "browser ", count: 1000)
         let events = EventLog<Bool>()
-        socket.onmessage = { message in events.append(message == .text(long)) }
-        // The socket may open before a handler set after init could see it: wait for the state.
-        let deadline = DispatchTime.now() + 10
-        while socket.readyState != .open && DispatchTime.now() < deadline { usleep(2000) }
+        let opened = EventLog<Bool>()
+        let socket = try WebSocket(url: "ws://127.0.0.1:\(fixture.port)/") { socket in
+            socket.onopen = { opened.append(true) }
+            socket.onmessage = { message in events.append(message == .text(long)) }
+        }
+        XCTAssertEqual(opened.waitForCount(1), [true])
         XCTAssertEqual(socket.readyState, .open)
         XCTAssertEqual(socket.extensions, "permessage-deflate; server_no_context_takeover; client_max_window_bits=12")
         try socket.send(long)

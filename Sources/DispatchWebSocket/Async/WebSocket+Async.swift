@@ -15,31 +15,28 @@ extension WebSocket {
     /// Cancelling the awaiting task aborts the attempt (or closes a socket that opened meanwhile)
     /// and throws ``WebSocketError/Code-swift.struct/cancelled``.
     ///
-    /// - Throws: ``WebSocketError``: as ``WebSocket/init(url:protocols:configuration:)`` for a bad
+    /// - Throws: ``WebSocketError``: as ``WebSocket/init(url:protocols:configuration:configure:)`` for a bad
     ///   URL or protocols, as ``WebSocketClient/connect(url:protocols:origin:headers:configuration:)``
     ///   when the connection does not open.
     public static func connect(
         url: String, protocols: [String] = [], configuration: WebSocketClient.Configuration = .init(),
         configure: (WebSocket) -> Void = { _ in }
     ) async throws(WebSocketError) -> WebSocket {
-        let socket = try WebSocket(url: url, protocols: protocols, configuration: configuration)
-        configure(socket)
         let once = AsyncResumeOnce<Result<WebSocket, WebSocketError>>()
-        let listeners = [
-            socket.addEventListener(.open) { _ in once.resume(.success(socket)) },
-            socket.addEventListener(.error) { event in
-                if case .error(let error) = event { once.resume(.failure(error)) }
-            },
-            socket.addEventListener(.close) { _ in
-                once.resume(.failure(WebSocketError(.notConnected, "the WebSocket closed before it opened")))
-            },
-        ]
-        // It may have opened or failed before the listeners were added.
-        switch socket.readyState {
-        case .open: once.resume(.success(socket))
-        case .closing, .closed:
-            once.resume(.failure(WebSocketError(.notConnected, "the WebSocket closed before it opened")))
-        case .connecting: break
+        var listeners: [WebSocket.ListenerID] = []
+        // The listeners are in place before the socket starts connecting: none of its outcomes
+        // can slip past them.
+        let socket = try WebSocket(url: url, protocols: protocols, configuration: configuration) { socket in
+            configure(socket)
+            listeners = [
+                socket.addEventListener(.open) { _ in once.resume(.success(socket)) },
+                socket.addEventListener(.error) { event in
+                    if case .error(let error) = event { once.resume(.failure(error)) }
+                },
+                socket.addEventListener(.close) { _ in
+                    once.resume(.failure(WebSocketError(.notConnected, "the WebSocket closed before it opened")))
+                },
+            ]
         }
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation {

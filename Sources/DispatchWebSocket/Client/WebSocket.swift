@@ -1,14 +1,17 @@
 /// A WebSocket shaped like the browser API (WHATWG), built on ``WebSocketClient``.
 ///
 /// ```swift
-/// let socket = try WebSocket(url: "ws://127.0.0.1:8080/chat", protocols: ["chat"])
-/// socket.onopen = { try? socket.send("hello") }
-/// socket.onmessage = { message in print(message) }
-/// socket.onclose = { event in print("closed", event.code, event.reason, event.wasClean) }
+/// let socket = try WebSocket(url: "ws://127.0.0.1:8080/chat", protocols: ["chat"]) { socket in
+///     socket.onopen = { try? socket.send("hello") }
+///     socket.onmessage = { message in print(message) }
+///     socket.onclose = { event in print("closed", event.code, event.reason, event.wasClean) }
+/// }
 /// ```
 ///
-/// Handlers and listeners run on the connection's loop queue. Set them right after `init`: the
-/// connection opens asynchronously.
+/// Handlers and listeners run on the connection's loop queue. An event that fires while its
+/// handler is not set is not delivered, as in browsers; but where a page's script cannot be
+/// interrupted before it sets its handlers, a thread can: set them in `configure`, which runs
+/// before the socket starts connecting, so that they see every event from the open on.
 public final class WebSocket: @unchecked Sendable {
     // @unchecked Sendable: mutable state is guarded by `lock`.
 
@@ -90,12 +93,19 @@ public final class WebSocket: @unchecked Sendable {
     private var listeners: [(id: Int, type: EventType, listener: @Sendable (Event) -> Void)] = []
     private var nextListenerID = 0
 
-    /// Starts connecting at once.
+    /// Starts connecting at once, after `configure`.
+    /// - Parameters:
+    ///   - url: a `ws://` or `wss://` URL.
+    ///   - protocols: the subprotocols to offer, in order of preference.
+    ///   - configuration: the client's settings.
+    ///   - configure: sets handlers and listeners before the socket starts connecting (on the
+    ///     calling thread, inside `init`), so none of its events can be missed.
     /// - Throws: ``WebSocketError`` `.invalidArgument` for a URL that is not `ws://` or `wss://` (a
     ///   `SyntaxError` in browsers) or duplicate protocols.
-    public init(url: String, protocols: [String] = [], configuration: WebSocketClient.Configuration = .init())
-        throws(WebSocketError)
-    {
+    public init(
+        url: String, protocols: [String] = [], configuration: WebSocketClient.Configuration = .init(),
+        configure: (WebSocket) -> Void = { _ in }
+    ) throws(WebSocketError) {
         _ = try WebSocketURL(url)
         guard Set(protocols).count == protocols.count else {
             throw WebSocketError(.invalidArgument, "duplicate protocols in \(protocols)")
@@ -107,6 +117,7 @@ public final class WebSocket: @unchecked Sendable {
             dispatch(.error(error))
             finish(CloseEvent(code: 1006, reason: "", wasClean: false))
         }
+        configure(self)
         client.connect(url: url, protocols: protocols)
     }
 
