@@ -9,39 +9,21 @@ import Glibc
 /// A one-shot raw TCP server: accepts one connection at a time, reads the request head, answers
 /// with `response(requestHead)`, then keeps the socket open until the client leaves.
 final class FakeServer: @unchecked Sendable {
-    let fd: Int32
-    let port: Int
+    var port: Int { listener.port }
+    private let listener: BlockingListener
     private let respond: @Sendable (String) -> [UInt8]
 
     init(backlog: Int32 = 16, respond: @escaping @Sendable (String) -> [UInt8]) throws {
-        let (socket, address) = try Socket.listen(host: "127.0.0.1", port: 0, backlog: backlog)
-        fd = socket.fd
-        port = address.port
+        listener = try BlockingListener(backlog: backlog)
         self.respond = respond
-        // Blocking accepts on a background thread.
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) & ~O_NONBLOCK)
     }
 
-    /// Who closes the listener: `deinit`, unless a serving thread still uses it (then the thread,
-    /// when it ends). Closing it under a thread that goes on to call `accept` would let that
-    /// thread take a connection meant for a later test's listener on the reused number.
-    private let listener = LockedValue((serving: false, released: false))
-
     func serve(connections: Int = 1) {
-        listener.withLock { $0.serving = true }
-        let fd = self.fd
-        let respond = self.respond
         let listener = self.listener
+        let respond = self.respond
         DispatchQueue.global().async {
-            defer {
-                listener.withLock {
-                    $0.serving = false
-                    if $0.released { close(fd) }
-                }
-            }
             for _ in 0..<connections {
-                let client = accept(fd, nil, nil)
-                guard client >= 0 else { return }
+                guard let client = listener.nextConnection() else { return }
                 var head: [UInt8] = []
                 var byte: UInt8 = 0
                 while read(client, &byte, 1) == 1 {
@@ -57,16 +39,7 @@ final class FakeServer: @unchecked Sendable {
         }
     }
 
-    deinit {
-        listener.withLock {
-            $0.released = true
-            if $0.serving {
-                shutdown(fd, Int32(SHUT_RDWR))  // wakes a blocked `accept`; the thread closes it
-            } else {
-                close(fd)
-            }
-        }
-    }
+    deinit { listener.stop() }
 
     /// The accept value for the key in a request head.
     static func acceptValue(_ head: String) -> String {

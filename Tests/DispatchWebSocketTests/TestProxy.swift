@@ -23,13 +23,13 @@ final class TestProxy: @unchecked Sendable {
         case closeAfterTunnel
     }
 
-    let port: Int
+    var port: Int { listener.port }
     /// Request heads in arrival order.
     let requests = EventLog<String>()
     /// Accepted connections not closed yet (tests wait for 0 before counting descriptors).
     var activeConnections: Int { active.withLock { $0 } }
     private let active = LockedValue(0)
-    private let fd: Int32
+    private let listener: BlockingListener
     private let behaviour: Behaviour
     /// `user:password` the proxy demands in `Proxy-Authorization: Basic`, or `nil`.
     private let credentials: String?
@@ -37,43 +37,18 @@ final class TestProxy: @unchecked Sendable {
     private let hosts: [String: String]
 
     init(behaviour: Behaviour = .tunnel, credentials: String? = nil, hosts: [String: String] = [:]) throws {
-        let (socket, address) = try Socket.listen(host: "127.0.0.1", port: 0, backlog: 16)
-        fd = socket.fd
-        port = address.port
+        listener = try BlockingListener()
         self.behaviour = behaviour
         self.credentials = credentials
         self.hosts = hosts
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) & ~O_NONBLOCK)
         Thread { [self] in acceptLoop() }.start()
     }
 
-    /// Set by ``stop()``; the accept loop closes the listener once it sees it.
-    private let stopped = LockedValue(false)
-
-    /// Stops accepting: wakes the blocked `accept`, and the accept loop closes the listener. The
-    /// loop closes it, not this, because a loop between two `accept`s would otherwise call the
-    /// next one on a closed descriptor number that the next test's listener may already reuse,
-    /// and steal that test's connection.
-    func stop() {
-        stopped.withLock { stopped in
-            guard !stopped else { return }
-            stopped = true
-            shutdown(fd, Int32(SHUT_RDWR))
-        }
-    }
+    /// Stops accepting (see ``BlockingListener`` for why the accept loop closes the listener).
+    func stop() { listener.stop() }
 
     private func acceptLoop() {
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                let done = stopped.withLock { stopped in
-                    if stopped { close(fd) }
-                    return stopped
-                }
-                if done { return }
-                usleep(1_000)  // EMFILE from a test that exhausts descriptors, or an aborted connection
-                continue
-            }
+        while let client = listener.nextConnection() {
             active.withLock { $0 += 1 }
             Thread { [self] in serve(client) }.start()
         }

@@ -1,0 +1,95 @@
+import XCTest
+
+@testable import DispatchWebSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking TCP listener on 127.0.0.1 for the test servers that accept on threads of their own
+/// (``FakeServer``, ``TestProxy``).
+///
+/// Its descriptor is closed by whoever lets go last: ``stop()`` only shuts it down while a thread
+/// is inside ``nextConnection()`` (which wakes that thread), and the thread closes it on its way out.
+/// Closing it under a thread that goes on to call `accept` would let that thread take a
+/// connection meant for a later test's listener on the reused descriptor number.
+final class BlockingListener: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let state = LockedValue((stopped: false, accepting: 0))
+
+    init(backlog: Int32 = 16) throws {
+        let (socket, address) = try Socket.listen(host: "127.0.0.1", port: 0, backlog: backlog)
+        fd = socket.fd
+        port = address.port
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) & ~O_NONBLOCK)
+    }
+
+    /// The next connection, or `nil` once ``stop()`` was called. Retries failed accepts (`EMFILE`
+    /// from a test that exhausts descriptors, an aborted connection) until then.
+    func nextConnection() -> Int32? {
+        while true {
+            let entered = state.withLock { state -> Bool in
+                if state.stopped { return false }
+                state.accepting += 1
+                return true
+            }
+            guard entered else { return nil }
+            let client = accept(fd, nil, nil)
+            let stopped = state.withLock { state in
+                state.accepting -= 1
+                if state.stopped && state.accepting == 0 { close(fd) }
+                return state.stopped
+            }
+            if stopped {
+                if client >= 0 { close(client) }
+                return nil
+            }
+            if client >= 0 { return client }
+            usleep(1_000)
+        }
+    }
+
+    /// Stops accepting; idempotent. A thread blocked in ``nextConnection()`` returns `nil`.
+    func stop() {
+        state.withLock { state in
+            guard !state.stopped else { return }
+            state.stopped = true
+            if state.accepting > 0 {
+                shutdown(fd, Int32(SHUT_RDWR))
+            } else {
+                close(fd)
+            }
+        }
+    }
+
+    deinit { stop() }
+}
+
+final class BlockingListenerTests: XCTestCase {
+    func testStopWakesABlockedAcceptWhichThenClosesTheListener() throws {
+        let baseline = openDescriptors()
+        let listener = try BlockingListener()
+        let returned = EventLog<String>()
+        let thread = Thread { returned.append(listener.nextConnection() == nil ? "nil" : "connection") }
+        thread.start()
+        // No way to see the thread inside accept(2); whether it is or not, the outcome is the same.
+        usleep(20_000)
+        listener.stop()
+        XCTAssertEqual(returned.waitForCount(1), ["nil"])
+        XCTAssertEqual(openDescriptors(), baseline, "the listener is closed once its last user is out")
+        XCTAssertNil(listener.nextConnection(), "a stopped listener accepts nothing")
+    }
+
+    func testAcceptsConnectionsUntilStopped() throws {
+        let listener = try BlockingListener()
+        let address = try Socket.resolve(host: "127.0.0.1", port: listener.port, passive: false)[0]
+        let (client, _) = try Socket.connect(to: address)
+        defer { client.close() }
+        let accepted = try XCTUnwrap(listener.nextConnection())
+        XCTAssertGreaterThanOrEqual(accepted, 0)
+        close(accepted)
+        listener.stop()
+        XCTAssertNil(listener.nextConnection())
+    }
+}
